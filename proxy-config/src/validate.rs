@@ -1,0 +1,480 @@
+//! Consistency rules of a [`ProxyConfig`] that its types alone cannot express.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::{ClientAuth, KeySource, ProxyConfig, Timeouts};
+
+/// One broken rule: the key path inside the proxy configuration and what is wrong there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path, e.g. `timeouts.first_byte` or `models[2].upstreams`.
+    pub path: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+pub(crate) fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Collects problems in document order.
+#[derive(Default)]
+struct Report(Vec<Problem>);
+
+impl Report {
+    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
+        if !ok {
+            self.0.push(Problem {
+                path: path.into(),
+                message: message.into(),
+            });
+        }
+    }
+}
+
+impl ProxyConfig {
+    /// Checks every rule and returns all broken ones, not just the first.
+    pub fn validate(&self) -> Result<(), Vec<Problem>> {
+        let mut r = Report::default();
+        r.check(self.port != 0, "port", "must be between 1 and 65535, got 0");
+        self.check_endpoints(&mut r);
+        r.check(
+            self.max_body_bytes > 0,
+            "max_body_bytes",
+            "must be at least 1 byte",
+        );
+        check_timeouts(&mut r, "timeouts", &self.timeouts);
+        r.check(
+            (1..=10).contains(&self.retry.max_attempts),
+            "retry.max_attempts",
+            format!("must be between 1 and 10, got {}", self.retry.max_attempts),
+        );
+        r.check(
+            self.retry.initial_backoff <= self.retry.max_backoff,
+            "retry.initial_backoff",
+            format!(
+                "must not exceed retry.max_backoff ({}), got {}",
+                self.retry.max_backoff, self.retry.initial_backoff
+            ),
+        );
+        r.check(
+            self.circuit_breaker.failure_threshold >= 1,
+            "circuit_breaker.failure_threshold",
+            "must be at least 1",
+        );
+        r.check(
+            !self.shutdown.drain_timeout.get().is_zero(),
+            "shutdown.drain_timeout",
+            "must be longer than 0s, or in-flight streams are cut at every rollout",
+        );
+        if let ClientAuth::ApiKeys { keys } = &self.auth {
+            check_key_source(&mut r, "auth.api_keys.keys", keys);
+        }
+        r.check(
+            self.rate_limit.requests_per_second >= 1,
+            "rate_limit.requests_per_second",
+            "must be at least 1",
+        );
+        r.check(
+            self.rate_limit.burst >= 1,
+            "rate_limit.burst",
+            "must be at least 1",
+        );
+        for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
+            let path = format!("cors.allowed_origins[{i}]");
+            r.check(
+                origin != "*",
+                &path,
+                "`*` would let any web page spend the upstream key; list exact origins",
+            );
+            if origin != "*" {
+                r.check(is_origin(origin), &path, format!("expected an origin like `https://app.example.com` (scheme and host, no path), got `{origin}`"));
+            }
+        }
+        self.check_upstreams(&mut r);
+        self.check_routes(&mut r);
+        if r.0.is_empty() { Ok(()) } else { Err(r.0) }
+    }
+
+    fn check_endpoints(&self, r: &mut Report) {
+        let e = &self.endpoints;
+        for (key, path) in [
+            ("health", &e.health),
+            ("ready", &e.ready),
+            ("metrics", &e.metrics),
+        ] {
+            r.check(
+                path.starts_with('/')
+                    && !path.starts_with("/v1/")
+                    && path != "/v1"
+                    && !path.contains(char::is_whitespace),
+                format!("endpoints.{key}"),
+                format!("expected an absolute path outside /v1/, like `/{key}`, got `{path}`"),
+            );
+        }
+        let distinct: BTreeSet<_> = [&e.health, &e.ready, &e.metrics].into_iter().collect();
+        r.check(
+            distinct.len() == 3,
+            "endpoints",
+            "health, ready and metrics must be three different paths",
+        );
+    }
+
+    fn check_upstreams(&self, r: &mut Report) {
+        r.check(
+            !self.upstreams.is_empty(),
+            "upstreams",
+            "at least one upstream is required",
+        );
+        let mut seen = BTreeSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let at = format!("upstreams[{i}]");
+            r.check(
+                is_dns_label(&u.name),
+                format!("{at}.name"),
+                format!(
+                    "expected a lowercase name of letters, digits and `-` (at most 63), got `{}`",
+                    u.name
+                ),
+            );
+            r.check(
+                seen.insert(&u.name),
+                format!("{at}.name"),
+                format!("`{}` is defined twice", u.name),
+            );
+            r.check(
+                base_url_ok(&u.base_url),
+                format!("{at}.base_url"),
+                format!("expected an http(s) URL with a host and no query, like `https://api.openai.com/v1`, got `{}`", u.base_url),
+            );
+            check_key_source(r, &format!("{at}.api_key"), &u.api_key);
+            for name in u.headers.keys() {
+                let lower = name.to_ascii_lowercase();
+                r.check(
+                    !matches!(
+                        lower.as_str(),
+                        "authorization"
+                            | "proxy-authorization"
+                            | "host"
+                            | "content-length"
+                            | "transfer-encoding"
+                            | "connection"
+                    ),
+                    format!("{at}.headers.{name}"),
+                    "this header is set by the proxy (the upstream key goes in `api_key`)",
+                );
+                r.check(
+                    !name.is_empty()
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
+                    format!("{at}.headers.{name}"),
+                    "expected a header name of letters, digits, `-` and `_`",
+                );
+            }
+            if let Some(t) = &u.timeouts {
+                check_timeouts(r, &format!("{at}.timeouts"), t);
+            }
+        }
+    }
+
+    fn check_routes(&self, r: &mut Report) {
+        let upstreams: BTreeSet<_> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let known = |name: &str| upstreams.contains(name);
+        let names = upstreams.iter().copied().collect::<Vec<_>>().join(", ");
+        r.check(
+            !self.models.is_empty(),
+            "models",
+            "at least one model is required",
+        );
+        let mut seen = BTreeSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let at = format!("models[{i}]");
+            r.check(
+                !m.name.is_empty() && m.name.len() <= 256 && !m.name.contains(char::is_whitespace),
+                format!("{at}.name"),
+                format!("expected a model name without spaces, got `{}`", m.name),
+            );
+            r.check(
+                seen.insert(&m.name),
+                format!("{at}.name"),
+                format!("`{}` is listed twice", m.name),
+            );
+            r.check(
+                !m.upstreams.is_empty(),
+                format!("{at}.upstreams"),
+                "at least one upstream is required",
+            );
+            for (j, u) in m.upstreams.iter().enumerate() {
+                r.check(
+                    known(u),
+                    format!("{at}.upstreams[{j}]"),
+                    format!("no upstream named `{u}` (defined: {names})"),
+                );
+            }
+        }
+        for (i, p) in self.passthrough.iter().enumerate() {
+            let at = format!("passthrough[{i}]");
+            r.check(
+                p.path.starts_with("/v1/") && p.path.len() > 4 && !p.path.contains(['?', '#', ' ']),
+                format!("{at}.path"),
+                format!(
+                    "expected a path under /v1/, like `/v1/moderations`, got `{}`",
+                    p.path
+                ),
+            );
+            r.check(
+                known(&p.upstream),
+                format!("{at}.upstream"),
+                format!("no upstream named `{}` (defined: {names})", p.upstream),
+            );
+        }
+    }
+}
+
+fn check_timeouts(r: &mut Report, at: &str, t: &Timeouts) {
+    for (key, d) in [
+        ("connect", t.connect),
+        ("first_byte", t.first_byte),
+        ("idle", t.idle),
+        ("total", t.total),
+    ] {
+        r.check(
+            !d.get().is_zero(),
+            format!("{at}.{key}"),
+            "must be longer than 0s",
+        );
+    }
+    r.check(
+        t.connect <= t.first_byte,
+        format!("{at}.connect"),
+        format!(
+            "must not exceed {at}.first_byte ({}), got {}",
+            t.first_byte, t.connect
+        ),
+    );
+    r.check(
+        t.first_byte <= t.total,
+        format!("{at}.first_byte"),
+        format!(
+            "must not exceed {at}.total ({}), got {}",
+            t.total, t.first_byte
+        ),
+    );
+    r.check(
+        t.idle <= t.total,
+        format!("{at}.idle"),
+        format!("must not exceed {at}.total ({}), got {}", t.total, t.idle),
+    );
+}
+
+fn check_key_source(r: &mut Report, at: &str, source: &KeySource) {
+    match source {
+        KeySource::Secret(s) => {
+            r.check(
+                is_dns_subdomain(&s.name),
+                format!("{at}.secret.name"),
+                format!(
+                    "expected a Secret name (DNS-1123 subdomain), got `{}`",
+                    s.name
+                ),
+            );
+            r.check(
+                !s.key.is_empty()
+                    && s.key.len() <= 253
+                    && s.key
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    && s.key != "."
+                    && s.key != "..",
+                format!("{at}.secret.key"),
+                format!(
+                    "expected a Secret key of letters, digits, `-`, `_` and `.`, got `{}`",
+                    s.key
+                ),
+            );
+        }
+        KeySource::Env(var) => r.check(
+            !var.is_empty()
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit(),
+            format!("{at}.env"),
+            format!("expected an environment variable name like `OPENAI_API_KEY`, got `{var}`"),
+        ),
+    }
+}
+
+/// A DNS-1123 label: lowercase alphanumerics and `-`, starting and ending alphanumeric, ≤ 63.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, ≤ 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest
+        .find('/')
+        .map_or((rest, ""), |i| (&rest[..i], &rest[i..]));
+    Some((scheme, authority, path))
+}
+
+fn host_port_ok(authority: &str) -> bool {
+    let (host, port) = authority
+        .rsplit_once(':')
+        .map_or((authority, None), |(h, p)| (h, Some(p)));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let host_ok =
+        is_dns_subdomain(host) || host.parse::<std::net::Ipv4Addr>().is_ok() || host == "localhost";
+    port_ok && host_ok
+}
+
+fn is_origin(s: &str) -> bool {
+    split_url(s).is_some_and(|(scheme, authority, path)| {
+        matches!(scheme, "http" | "https") && path.is_empty() && host_port_ok(authority)
+    })
+}
+
+fn base_url_ok(s: &str) -> bool {
+    split_url(s).is_some_and(|(scheme, authority, path)| {
+        matches!(scheme, "http" | "https")
+            && host_port_ok(authority)
+            && !path.contains(['?', '#', ' '])
+    })
+}
+
+/// Scheme, host and port of an upstream base URL (port defaulted from the scheme).
+pub fn upstream_endpoint(base_url: &str) -> Option<(String, String, u16)> {
+    let (scheme, authority, _) = split_url(base_url)?;
+    let default = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => return None,
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (authority, default),
+    };
+    Some((scheme.to_owned(), host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ModelRoute, SecretRef, Upstream};
+
+    fn seed() -> ProxyConfig {
+        ProxyConfig {
+            upstreams: vec![Upstream {
+                name: "holysheep".into(),
+                base_url: "https://api.holysheep.ai/v1".into(),
+                api_key: KeySource::Secret(SecretRef {
+                    name: "holysheep-api-key".into(),
+                    key: "api-key".into(),
+                }),
+                headers: Default::default(),
+                timeouts: None,
+            }],
+            models: vec![ModelRoute {
+                name: "gpt-4.1".into(),
+                upstreams: vec!["holysheep".into()],
+            }],
+            ..ProxyConfig::default()
+        }
+    }
+
+    fn paths(c: &ProxyConfig) -> Vec<String> {
+        c.validate()
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.path)
+            .collect()
+    }
+
+    #[test]
+    fn the_seed_shape_is_valid() {
+        assert_eq!(seed().validate(), Ok(()));
+    }
+
+    #[test]
+    fn unknown_upstream_in_a_route_is_named() {
+        let mut c = seed();
+        c.models[0].upstreams.push("openai".into());
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems[0].path, "models[0].upstreams[1]");
+        assert!(
+            problems[0]
+                .message
+                .contains("no upstream named `openai` (defined: holysheep)")
+        );
+    }
+
+    #[test]
+    fn timeouts_must_nest() {
+        let mut c = seed();
+        c.timeouts.first_byte = crate::Duration::from_secs(700);
+        assert_eq!(paths(&c), ["timeouts.first_byte"]);
+    }
+
+    #[test]
+    fn cors_wildcard_is_refused() {
+        let mut c = seed();
+        c.cors.allowed_origins = vec![
+            "*".into(),
+            "https://app.example.com".into(),
+            "https://x.example.com/path".into(),
+        ];
+        assert_eq!(
+            paths(&c),
+            ["cors.allowed_origins[0]", "cors.allowed_origins[2]"]
+        );
+    }
+
+    #[test]
+    fn authorization_cannot_be_an_extra_header() {
+        let mut c = seed();
+        c.upstreams[0]
+            .headers
+            .insert("Authorization".into(), "x".into());
+        assert_eq!(paths(&c), ["upstreams[0].headers.Authorization"]);
+    }
+
+    #[test]
+    fn json_round_trip_is_identity() {
+        let c = seed();
+        assert_eq!(ProxyConfig::from_json(&c.to_json()).unwrap(), c);
+    }
+
+    #[test]
+    fn upstream_endpoint_defaults_the_port() {
+        assert_eq!(
+            upstream_endpoint("https://api.x.ai/v1"),
+            Some(("https".into(), "api.x.ai".into(), 443))
+        );
+        assert_eq!(
+            upstream_endpoint("http://127.0.0.1:9000"),
+            Some(("http".into(), "127.0.0.1".into(), 9000))
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! `infra`: typed Kubernetes manifests for the AI API proxy, from layered environment files.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The `infra` command line.
+fn main() {}
