@@ -1,2 +1,12 @@
 //! `infra`: typed Kubernetes manifests for the AI API proxy, from layered environment files.
+//!
+//! Data flows one way: [`config`] (layered, validated [`config::Environment`]) → [`build`] (one
+//! pure builder per Kubernetes object) → [`render`] (deterministic YAML) → [`output`] / [`plan`]
+//! (the only modules that touch `out/`).
 #![forbid(unsafe_code)]
+
+pub mod build;
+pub mod config;
+pub mod output;
+pub mod plan;
+pub mod render;

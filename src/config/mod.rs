@@ -1,0 +1,12 @@
+//! The environment configuration: its types, how its layers merge, and the rules it must obey.
+
+mod load;
+mod names;
+mod quantity;
+mod types;
+pub mod validate;
+
+pub use load::{ConfigError, Diagnostic, ENV_PREFIX, Layers, environments, figment, load};
+pub use names::{DnsLabel, DnsSubdomain, Hostname, Port};
+pub use quantity::Quantity;
+pub use types::*;

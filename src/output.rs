@@ -1,0 +1,1 @@
+//! Writes rendered manifests to `out/<env>/`.

@@ -1,0 +1,1 @@
+//! Compares what `render` would write with what `out/<env>/` holds.

@@ -1,0 +1,1 @@
+//! Turns built objects into deterministic YAML documents.
