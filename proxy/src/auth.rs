@@ -115,6 +115,7 @@ impl Authenticator {
 }
 
 /// SHA-256 of `key` in lowercase hex: what goes in the key file.
+#[cfg(test)]
 pub fn hash_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes())
         .iter()
@@ -135,8 +136,12 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
 
 /// Middleware: every route needs a known client unless its path is on the explicit
 /// unauthenticated list (health, readiness, metrics), so a new route cannot skip it by accident.
-pub async fn layer(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    if state.unauthenticated.contains(request.uri().path()) {
+pub async fn layer(
+    State(state): State<Arc<AppState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if state.is_unauthenticated(request.uri().path()) {
         return next.run(request).await;
     }
     match state.auth.authenticate(&request) {

@@ -14,7 +14,9 @@ use serde::Serialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// No `Authorization: Bearer …` header.
-    #[error("Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`.")]
+    #[error(
+        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`."
+    )]
     MissingKey,
     /// A bearer key that is not in the key file.
     #[error("Incorrect API key provided.")]

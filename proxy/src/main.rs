@@ -1,2 +1,106 @@
-//! `ai-api-proxy`: the OpenAI-compatible gateway (server to come in its own issue).
-fn main() {}
+//! `ai-api-proxy`: the OpenAI-compatible gateway. This file parses flags and wires modules.
+#![forbid(unsafe_code)]
+
+mod access_log;
+mod api;
+mod auth;
+mod breaker;
+mod error;
+mod forward;
+mod metrics;
+mod ratelimit;
+mod relay;
+mod server;
+mod settings;
+mod shutdown;
+mod state;
+mod upstream;
+mod usage;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ai_api_proxy_config::DEFAULT_CONFIG_PATH;
+use anyhow::Context as _;
+use axum::serve::ListenerExt as _;
+use clap::Parser;
+
+/// OpenAI-compatible reverse proxy: routing, key injection, client auth, rate limits, streaming.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The proxy configuration (JSON, as rendered by `infra` into the ConfigMap).
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Listen address, overriding `0.0.0.0:<port>` from the configuration (port 0: any free).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stdout)
+        .init();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build();
+    let result = runtime
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "ai-api-proxy stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = settings::load_config(&args.config)?;
+    let state = Arc::new(state::AppState::build(&config)?);
+    let app = server::app(state.clone(), &config.cors)?;
+    let addr = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.port)));
+    let listener = server::bind(addr).await?;
+    let local = listener.local_addr().context("no local address")?;
+    tracing::info!(
+        addr = %local,
+        models = config.models.len(),
+        upstreams = config.upstreams.len(),
+        "listening"
+    );
+    tokio::spawn(ratelimit::sweep(state.clone()));
+
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel();
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown::stop_accepting(
+        state.clone(),
+        config.shutdown.grace_delay.get(),
+        drain_tx,
+    ));
+    tokio::select! {
+        r = serve.into_future() => r.context("server failed")?,
+        () = shutdown::drain_deadline(drain_rx, config.shutdown.drain_timeout.get()) => {
+            tracing::warn!("shutdown: drain deadline reached; cutting remaining requests");
+        }
+    }
+    tracing::info!("shutdown complete");
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! One JSON access-log line per request, written when its body has been sent (or abandoned),
+//! plus the request metrics that need the same facts: status, model, upstream, duration.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http::Method;
+use http_body::{Body as _, Frame, SizeHint};
+
+use crate::auth::Client;
+use crate::error::ErrorCode;
+use crate::metrics::{ModelLabels, RequestLabels};
+use crate::relay::{BoxError, Exchange};
+use crate::state::AppState;
+
+/// The facts of one request, logged when dropped.
+struct Record {
+    state: Arc<AppState>,
+    start: Instant,
+    method: Method,
+    path: String,
+    request_id: String,
+    /// 499 until a response exists: the client left before we answered.
+    status: u16,
+    client: Option<Client>,
+    exchange: Option<Arc<Exchange>>,
+    error: Option<&'static str>,
+    bytes: u64,
+    complete: bool,
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        let m = &self.state.metrics;
+        m.in_flight.dec();
+        let dash: Arc<str> = Arc::from("-");
+        let (model, upstream) = self.exchange.as_ref().map_or((dash.clone(), dash), |e| {
+            (e.model.clone(), e.upstream.clone())
+        });
+        m.requests
+            .get_or_create(&RequestLabels {
+                model: model.clone(),
+                upstream: upstream.clone(),
+                status: self.status,
+            })
+            .inc();
+        m.duration
+            .get_or_create(&ModelLabels {
+                model: model.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        let e = self.exchange.as_deref();
+        let usage = e.and_then(|e| e.usage.get());
+        tracing::info!(
+            target: "access",
+            request_id = %self.request_id,
+            client = self.client.as_ref().map_or("-", Client::id),
+            method = %self.method,
+            path = %self.path,
+            model = %model,
+            upstream = %upstream,
+            status = self.status,
+            error = self.error.or_else(|| e.and_then(|e| e.stream_error.get().copied())),
+            attempts = e.map_or(0, |e| e.attempts),
+            upstream_first_byte_ms = e.map(|e| e.ttfb.as_secs_f64() * 1000.0),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            bytes_sent = self.bytes,
+            complete = self.complete,
+            prompt_tokens = usage.map(|u| u.prompt_tokens),
+            completion_tokens = usage.map(|u| u.completion_tokens),
+        );
+    }
+}
+
+/// Middleware (inside request-id, outside everything else, so it sees every answer).
+pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if state.is_unauthenticated(request.uri().path()) {
+        return next.run(request).await;
+    }
+    state.metrics.in_flight.inc();
+    let mut record = Record {
+        start: Instant::now(),
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+        request_id: request
+            .headers()
+            .get(crate::server::X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned(),
+        status: 499,
+        client: None,
+        exchange: None,
+        error: None,
+        bytes: 0,
+        complete: false,
+        state: state.clone(),
+    };
+    let response = next.run(request).await;
+    let (mut parts, body) = response.into_parts();
+    record.status = parts.status.as_u16();
+    record.client = parts.extensions.remove::<Client>();
+    record.exchange = parts.extensions.remove::<Arc<Exchange>>();
+    record.error = parts.extensions.remove::<ErrorCode>().map(|c| c.0);
+    Response::from_parts(
+        parts,
+        Body::new(Logged {
+            inner: body,
+            record,
+        }),
+    )
+}
+
+/// The response body, counting bytes; its drop writes the log line.
+struct Logged {
+    inner: Body,
+    record: Record,
+}
+
+impl http_body::Body for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    this.record.bytes += d.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => {
+                this.record.complete = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        // hyper may stop polling a body that says it has ended; that is completion too.
+        if self.inner.is_end_stream() {
+            self.record.complete = true;
+        }
+    }
+}
