@@ -1,1 +1,284 @@
 //! One pure builder per Kubernetes object: `&Environment` in, a k8s-openapi value out.
+//!
+//! Every builder sets only the fields it means (the rest stay `None` and are not serialized),
+//! so the rendered YAML is exactly what server-side apply will own. No Secret is ever built:
+//! the Deployment only references Secrets by name and key.
+
+pub mod config_map;
+pub mod deployment;
+pub mod hpa;
+pub mod ingress;
+pub mod labels;
+pub mod namespace;
+pub mod network_policy;
+pub mod pdb;
+pub mod service;
+pub mod service_account;
+pub mod topology;
+pub mod volumes;
+
+use k8s_openapi::Resource;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Serialize, Serializer};
+
+use crate::config::Environment;
+
+/// Name of the proxy's container port, which the Service, probes and Ingress refer to.
+pub const PORT_NAME: &str = "http";
+
+/// One Kubernetes object, typed.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a handful of objects per render; boxing would complicate every match on them"
+)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Object {
+    /// The namespace everything lives in.
+    Namespace(Namespace),
+    /// The pods' identity (no API token).
+    ServiceAccount(ServiceAccount),
+    /// The proxy configuration.
+    ConfigMap(ConfigMap),
+    /// The Service in front of the pods.
+    Service(Service),
+    /// The proxy pods.
+    Deployment(Deployment),
+    /// Autoscaling of the Deployment.
+    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    /// Limits voluntary disruptions.
+    PodDisruptionBudget(PodDisruptionBudget),
+    /// External HTTP(S) access.
+    Ingress(Ingress),
+    /// Who may talk to the pods, and whom they may talk to.
+    NetworkPolicy(NetworkPolicy),
+}
+
+/// Applies `$body` to the inner value of every variant, bound as `$o` (of its own type `$T`).
+macro_rules! each {
+    ($self:expr, $o:ident, $T:ident => $body:expr) => {
+        match $self {
+            Object::Namespace($o) => { type $T = Namespace; $body }
+            Object::ServiceAccount($o) => { type $T = ServiceAccount; $body }
+            Object::ConfigMap($o) => { type $T = ConfigMap; $body }
+            Object::Service($o) => { type $T = Service; $body }
+            Object::Deployment($o) => { type $T = Deployment; $body }
+            Object::HorizontalPodAutoscaler($o) => { type $T = HorizontalPodAutoscaler; $body }
+            Object::PodDisruptionBudget($o) => { type $T = PodDisruptionBudget; $body }
+            Object::Ingress($o) => { type $T = Ingress; $body }
+            Object::NetworkPolicy($o) => { type $T = NetworkPolicy; $body }
+        }
+    };
+}
+
+impl Object {
+    /// The object's `kind`, e.g. `Deployment`.
+    pub fn kind(&self) -> &'static str {
+        each!(self, _o, T => <T as Resource>::KIND)
+    }
+
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.metadata().name.as_deref().unwrap_or_default()
+    }
+
+    /// `metadata.namespace` (`None` for the Namespace itself).
+    pub fn namespace(&self) -> Option<&str> {
+        self.metadata().namespace.as_deref()
+    }
+
+    /// The object's `apiVersion`, e.g. `apps/v1`.
+    pub fn api_version(&self) -> &'static str {
+        each!(self, _o, T => <T as Resource>::API_VERSION)
+    }
+
+    /// The object's metadata.
+    pub fn metadata(&self) -> &ObjectMeta {
+        each!(self, o, _T => &o.metadata)
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        each!(self, o, _T => o.serialize(serializer))
+    }
+}
+
+/// Every object of the environment, in a fixed order: Namespace, ServiceAccount, ConfigMap,
+/// Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, NetworkPolicy.
+/// Disabled objects (HPA, PDB, Ingress) are left out.
+pub fn objects(env: &Environment, env_name: &str) -> Vec<Object> {
+    let mut objects = vec![
+        Object::Namespace(namespace::build(env, env_name)),
+        Object::ServiceAccount(service_account::build(env, env_name)),
+        Object::ConfigMap(config_map::build(env, env_name)),
+        Object::Service(service::build(env, env_name)),
+        Object::Deployment(deployment::build(env, env_name)),
+    ];
+    objects.extend(hpa::build(env, env_name).map(Object::HorizontalPodAutoscaler));
+    objects.extend(pdb::build(env, env_name).map(Object::PodDisruptionBudget));
+    objects.extend(ingress::build(env, env_name).map(Object::Ingress));
+    objects.push(Object::NetworkPolicy(network_policy::build(env, env_name)));
+    objects
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{Layers, load as load_layers};
+
+    /// The committed environment `name`, loaded and validated as the CLI does.
+    pub(crate) fn load(name: &str) -> Environment {
+        load_layers(&Layers {
+            dir: concat!(env!("CARGO_MANIFEST_DIR"), "/environments").into(),
+            env: name.into(),
+            sets: vec![],
+        })
+        .unwrap_or_else(|e| panic!("environment {name}: {e}"))
+    }
+
+    const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+    #[test]
+    fn kinds_come_in_the_fixed_order() {
+        let kinds: Vec<_> = objects(&load("production"), "production")
+            .iter()
+            .map(Object::kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ConfigMap",
+                "Service",
+                "Deployment",
+                "HorizontalPodAutoscaler",
+                "PodDisruptionBudget",
+                "Ingress",
+                "NetworkPolicy"
+            ]
+        );
+        let dev: Vec<_> = objects(&load("development"), "development")
+            .iter()
+            .map(Object::kind)
+            .collect();
+        assert_eq!(
+            dev,
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ConfigMap",
+                "Service",
+                "Deployment",
+                "NetworkPolicy"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_secret_is_ever_produced() {
+        for name in ENVIRONMENTS {
+            for object in objects(&load(name), name) {
+                assert_ne!(object.kind(), "Secret");
+                let yaml = serde_yaml::to_string(&object).unwrap();
+                assert!(!yaml.contains("kind: Secret"), "{yaml}");
+                assert!(!yaml.contains("stringData"), "{yaml}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_namespaced_object_is_in_the_environment_namespace() {
+        for name in ENVIRONMENTS {
+            let env = load(name);
+            for object in objects(&env, name) {
+                match object {
+                    Object::Namespace(ref ns) => {
+                        assert_eq!(ns.metadata.name.as_deref(), Some(env.namespace.as_str()));
+                        assert_eq!(object.namespace(), None);
+                    }
+                    _ => assert_eq!(
+                        object.namespace(),
+                        Some(env.namespace.as_str()),
+                        "{}",
+                        object.kind()
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_object_has_the_recommended_labels() {
+        for name in ENVIRONMENTS {
+            let env = load(name);
+            let expected = labels::recommended(&env, name);
+            for object in objects(&env, name) {
+                let labels = object.metadata().labels.clone().unwrap_or_default();
+                for (k, v) in &expected {
+                    assert_eq!(labels.get(k), Some(v), "{} {k}", object.kind());
+                }
+                assert_eq!(labels[labels::MANAGED_BY], "infra");
+            }
+        }
+    }
+
+    #[test]
+    fn serializes_with_api_version_and_kind_and_without_defaults() {
+        for object in objects(&load("production"), "production") {
+            let value = serde_json::to_value(&object).unwrap();
+            assert_eq!(value["apiVersion"], object.api_version());
+            assert_eq!(value["kind"], object.kind());
+            assert!(value.get("status").is_none(), "{}", object.kind());
+            assert!(!has_null(&value), "{value}");
+        }
+    }
+
+    #[test]
+    fn selectors_never_carry_the_version() {
+        let env = load("production");
+        for object in objects(&env, "production") {
+            let value = serde_json::to_value(&object).unwrap();
+            let mut selectors = Vec::new();
+            collect_selectors(&value, &mut selectors);
+            for selector in selectors {
+                assert!(
+                    selector.get(labels::VERSION).is_none(),
+                    "{}: {selector}",
+                    object.kind()
+                );
+            }
+        }
+    }
+
+    /// Whether a `null` appears anywhere: an unset field that would be serialized anyway.
+    fn has_null(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Null => true,
+            serde_json::Value::Object(map) => map.values().any(has_null),
+            serde_json::Value::Array(items) => items.iter().any(has_null),
+            _ => false,
+        }
+    }
+
+    /// Every `selector`, `matchLabels` or `podSelector` map under `value`.
+    fn collect_selectors<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    if matches!(k.as_str(), "selector" | "matchLabels") {
+                        out.push(v);
+                    }
+                    collect_selectors(v, out);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| collect_selectors(v, out)),
+            _ => {}
+        }
+    }
+}

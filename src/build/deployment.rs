@@ -1,0 +1,398 @@
+//! The Deployment running the proxy: restricted security, real probes, config-hash rollouts.
+
+use std::collections::BTreeMap;
+
+use ai_api_proxy_config::DEFAULT_CONFIG_PATH;
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{PORT_NAME, config_map, labels, topology, volumes};
+use crate::config::{Environment, PullPolicy, ResourceList};
+
+/// Pod template annotation holding the SHA-256 of the rendered proxy config: a config change
+/// changes the template, and so rolls the pods.
+pub const CONFIG_HASH_ANNOTATION: &str = "ai-api-proxy/config-sha256";
+/// Name of the proxy container.
+pub const CONTAINER_NAME: &str = "proxy";
+/// Added to the proxy's own drain time before the kubelet sends SIGKILL.
+pub const GRACE_MARGIN_SECS: u64 = 5;
+
+/// The Deployment. With autoscaling on it carries no `replicas`: the HPA owns the count, and
+/// every apply would otherwise reset it.
+pub fn build(env: &Environment, env_name: &str) -> Deployment {
+    let mut metadata = labels::metadata(env, env_name);
+    let skips = checkov_skips(env);
+    if !skips.is_empty() {
+        metadata.annotations = Some(skips);
+    }
+    Deployment {
+        metadata,
+        spec: Some(DeploymentSpec {
+            replicas: (!env.autoscaling.enabled)
+                .then(|| i32::try_from(env.replicas).unwrap_or(i32::MAX)),
+            selector: labels::label_selector(env, env_name),
+            // Start a new pod before an old one goes: a rollout never lowers capacity.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(1)),
+                    max_unavailable: Some(IntOrString::Int(0)),
+                }),
+            }),
+            template: pod_template(env, env_name),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// `terminationGracePeriodSeconds`: the proxy's drain time, rounded up, plus a margin.
+pub fn grace_period_secs(env: &Environment) -> i64 {
+    let secs = env.proxy.shutdown.total().as_secs_ceil() + GRACE_MARGIN_SECS;
+    i64::try_from(secs).unwrap_or(i64::MAX)
+}
+
+/// `repository@digest` when a digest is given (it pins the bytes), else `repository:tag`.
+pub fn image(env: &Environment) -> String {
+    let image = &env.image;
+    match (&image.digest, &image.tag) {
+        (Some(digest), _) => format!("{}@{digest}", image.repository),
+        (None, Some(tag)) => format!("{}:{tag}", image.repository),
+        (None, None) => image.repository.clone(),
+    }
+}
+
+fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
+    let mut annotations = BTreeMap::from([(
+        CONFIG_HASH_ANNOTATION.to_owned(),
+        config_map::config_hash(env),
+    )]);
+    if env.metrics.scrape_annotations {
+        annotations.extend([
+            ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+            ("prometheus.io/port".to_owned(), env.proxy.port.to_string()),
+            (
+                "prometheus.io/path".to_owned(),
+                env.proxy.endpoints.metrics.clone(),
+            ),
+        ]);
+    }
+    let (volumes, mounts) = volumes::build(env);
+    let spread = topology::build(env, env_name);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels::recommended(env, env_name)),
+            annotations: Some(annotations),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            service_account_name: Some(env.name.as_str().into()),
+            automount_service_account_token: Some(false),
+            // The proxy finds nothing through service environment variables.
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(grace_period_secs(env)),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(env.security.run_as_user),
+                run_as_group: Some(env.security.run_as_group),
+                // Group owner of the mounted Secret files (mode 0440).
+                fs_group: Some(env.security.run_as_group),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            topology_spread_constraints: (!spread.is_empty()).then_some(spread),
+            containers: vec![Container {
+                volume_mounts: Some(mounts),
+                ..container(env)
+            }],
+            volumes: Some(volumes),
+            ..Default::default()
+        }),
+    }
+}
+
+fn container(env: &Environment) -> Container {
+    let port = i32::from(env.proxy.port);
+    let pull_policy = match env.image.pull_policy {
+        PullPolicy::Always => "Always",
+        PullPolicy::IfNotPresent => "IfNotPresent",
+        PullPolicy::Never => "Never",
+    };
+    Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(image(env)),
+        image_pull_policy: Some(pull_policy.into()),
+        args: Some(vec!["--config".into(), DEFAULT_CONFIG_PATH.into()]),
+        ports: Some(vec![ContainerPort {
+            name: Some(PORT_NAME.into()),
+            container_port: port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: quantities(&env.resources.requests),
+            limits: quantities(&env.resources.limits),
+            ..Default::default()
+        }),
+        // Liveness: the process answers. Readiness: configured and not draining.
+        liveness_probe: Some(probe(&env.proxy.endpoints.health, 10, 3)),
+        readiness_probe: Some(probe(&env.proxy.endpoints.ready, 5, 2)),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String(PORT_NAME.into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(period_seconds),
+        timeout_seconds: Some(2),
+        failure_threshold: Some(failure_threshold),
+        ..Default::default()
+    }
+}
+
+fn quantities(list: &ResourceList) -> Option<BTreeMap<String, Quantity>> {
+    let map: BTreeMap<String, Quantity> = [("cpu", &list.cpu), ("memory", &list.memory)]
+        .into_iter()
+        .filter_map(|(name, q)| Some((name.to_owned(), Quantity(q.as_ref()?.as_str().into()))))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}
+
+/// checkov skips (`checkov.io/skipN: ID=reason`) for the image checks a tag cannot meet.
+/// With a digest both pass and nothing is skipped. Reasons contain no `=` (checkov splits on it).
+fn checkov_skips(env: &Environment) -> BTreeMap<String, String> {
+    let mut reasons = Vec::new();
+    if env.image.digest.is_none() {
+        let tag = env.image.tag.as_deref().unwrap_or("");
+        reasons.push(format!(
+            "CKV_K8S_43=deployed by the tag {tag} (no image.digest in this environment); set image.digest to pin the bytes"
+        ));
+        if env.image.pull_policy != PullPolicy::Always {
+            reasons.push(format!(
+                "CKV_K8S_15=release tag {tag} is never re-pushed so a cached image is the released one; set image.digest or pull_policy Always otherwise"
+            ));
+        }
+    }
+    reasons
+        .into_iter()
+        .enumerate()
+        .map(|(i, reason)| (format!("checkov.io/skip{}", i + 1), reason))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ai_api_proxy_config::Duration;
+
+    use super::*;
+    use crate::build::tests::load;
+
+    fn pod(env: &Environment) -> PodSpec {
+        build(env, "production")
+            .spec
+            .and_then(|s| s.template.spec)
+            .unwrap_or_default()
+    }
+
+    fn template_hash(env: &Environment) -> Option<String> {
+        build(env, "production")
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION).cloned())
+    }
+
+    #[test]
+    fn autoscaling_on_means_no_replicas() {
+        let mut env = load("production");
+        assert!(env.autoscaling.enabled);
+        assert_eq!(
+            build(&env, "production").spec.and_then(|s| s.replicas),
+            None
+        );
+        env.autoscaling.enabled = false;
+        env.replicas = 3;
+        assert_eq!(
+            build(&env, "production").spec.and_then(|s| s.replicas),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn any_proxy_change_changes_the_template_hash() {
+        let env = load("production");
+        let hash = template_hash(&env);
+        assert_eq!(hash, Some(config_map::config_hash(&env)));
+        let changes: [fn(&mut Environment); 4] = [
+            |e| e.proxy.rate_limit.requests_per_second += 1,
+            |e| {
+                e.proxy
+                    .cors
+                    .allowed_origins
+                    .push("https://x.example.com".into())
+            },
+            |e| e.proxy.timeouts.idle = Duration::from_secs(61),
+            |e| e.proxy.models.truncate(1),
+        ];
+        for change in changes {
+            let mut other = env.clone();
+            change(&mut other);
+            assert_ne!(template_hash(&other), hash);
+        }
+        let mut unrelated = env.clone();
+        unrelated.replicas += 1;
+        assert_eq!(template_hash(&unrelated), hash);
+    }
+
+    #[test]
+    fn probes_use_the_proxy_endpoints_and_port() {
+        let mut env = load("production");
+        env.proxy.port = 9099;
+        env.proxy.endpoints.health = "/livez".into();
+        env.proxy.endpoints.ready = "/readyz".into();
+        let c = &pod(&env).containers[0];
+        let ports = c.ports.clone().unwrap_or_default();
+        assert_eq!(
+            (ports[0].name.as_deref(), ports[0].container_port),
+            (Some("http"), 9099)
+        );
+        let get = |p: &Option<Probe>| p.as_ref().and_then(|p| p.http_get.clone());
+        let live = get(&c.liveness_probe).unwrap_or_default();
+        let ready = get(&c.readiness_probe).unwrap_or_default();
+        assert_eq!(live.path.as_deref(), Some("/livez"));
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        for port in [live.port, ready.port] {
+            assert_eq!(port, IntOrString::String("http".into()));
+        }
+    }
+
+    #[test]
+    fn security_context_is_restricted() {
+        let mut env = load("production");
+        env.security.run_as_user = 12345;
+        env.security.run_as_group = 23456;
+        let pod = pod(&env);
+        let psc = pod.security_context.clone().unwrap_or_default();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.run_as_user, Some(12345));
+        assert_eq!(psc.run_as_group, Some(23456));
+        assert_eq!(
+            psc.seccomp_profile.map(|p| p.type_),
+            Some("RuntimeDefault".into())
+        );
+        let csc = pod.containers[0]
+            .security_context
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(csc.allow_privilege_escalation, Some(false));
+        assert_eq!(csc.read_only_root_filesystem, Some(true));
+        assert_eq!(csc.privileged, Some(false));
+        assert_eq!(
+            csc.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".into()])
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(pod.service_account_name.as_deref(), Some("ai-api-proxy"));
+    }
+
+    #[test]
+    fn grace_period_covers_the_drain() {
+        let mut env = load("production");
+        env.proxy.shutdown.grace_delay = Duration::from_millis(2500);
+        env.proxy.shutdown.drain_timeout = Duration::from_secs(90);
+        let grace = pod(&env)
+            .termination_grace_period_seconds
+            .unwrap_or_default();
+        assert!(grace as f64 >= env.proxy.shutdown.total().get().as_secs_f64());
+        assert_eq!(grace, 93 + 5);
+    }
+
+    #[test]
+    fn container_runs_the_proxy_with_its_config() {
+        let env = load("production");
+        let c = &pod(&env).containers[0];
+        assert_eq!(
+            c.args,
+            Some(vec![
+                "--config".into(),
+                "/etc/ai-api-proxy/proxy.json".into()
+            ])
+        );
+        assert_eq!(
+            c.image.as_deref(),
+            Some("ghcr.io/example/ai-api-proxy:0.1.0")
+        );
+        let limits = c
+            .resources
+            .clone()
+            .and_then(|r| r.limits)
+            .unwrap_or_default();
+        assert_eq!(limits.get("memory"), Some(&Quantity("512Mi".into())));
+        assert!(
+            c.env.is_none(),
+            "secrets are files, never environment variables"
+        );
+    }
+
+    #[test]
+    fn digest_wins_and_needs_no_checkov_skip() {
+        let mut env = load("production");
+        assert!(build(&env, "production").metadata.annotations.is_some());
+        env.image.digest = Some(format!("sha256:{}", "ab".repeat(32)));
+        assert_eq!(
+            image(&env),
+            format!("ghcr.io/example/ai-api-proxy@sha256:{}", "ab".repeat(32))
+        );
+        assert_eq!(build(&env, "production").metadata.annotations, None);
+    }
+
+    #[test]
+    fn scrape_annotations_follow_the_metrics_setting() {
+        let mut env = load("production");
+        let annotations = |env: &Environment| {
+            build(env, "production")
+                .spec
+                .and_then(|s| s.template.metadata)
+                .and_then(|m| m.annotations)
+                .unwrap_or_default()
+        };
+        let on = annotations(&env);
+        assert_eq!(
+            on.get("prometheus.io/path").map(String::as_str),
+            Some("/metrics")
+        );
+        assert_eq!(
+            on.get("prometheus.io/port").map(String::as_str),
+            Some("8080")
+        );
+        env.metrics.scrape_annotations = false;
+        assert!(!annotations(&env).contains_key("prometheus.io/scrape"));
+    }
+}

@@ -1,0 +1,245 @@
+//! The NetworkPolicy: API traffic only from the ingress controller (and the scraper); egress only
+//! to the cluster DNS and to the upstreams' ports.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ai_api_proxy_config::upstream_endpoint;
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::labels;
+use crate::config::Environment;
+
+/// The label the API server puts on every namespace, holding its name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+/// The DNS port.
+pub const DNS_PORT: i32 = 53;
+
+/// One policy for the proxy pods, both directions.
+pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: labels::metadata(env, env_name),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(labels::label_selector(env, env_name)),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(ingress(env)),
+            egress: Some(egress(env)),
+        }),
+    }
+}
+
+/// The ingress controller's namespace, and the metrics scraper's, to the proxy port (which
+/// also serves `/metrics`).
+fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
+    let policy = &env.network_policy;
+    [
+        Some(&policy.ingress_controller_namespace),
+        policy.metrics_namespace.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<BTreeSet<_>>()
+    .into_iter()
+    .map(|ns| NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(namespace(ns.as_str())),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("TCP", i32::from(env.proxy.port))]),
+    })
+    .collect()
+}
+
+/// DNS first, always: without it no upstream name resolves (the seed's "connection refused").
+/// Then the upstreams' ports towards `upstream_cidrs`, only when both are non-empty: an egress
+/// rule with no peers or no ports would admit everything.
+fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
+    let dns = &env.network_policy.dns;
+    let mut rules = vec![NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(namespace(dns.namespace.as_str())),
+            pod_selector: (!dns.pod_labels.is_empty()).then(|| LabelSelector {
+                match_labels: Some(dns.pod_labels.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("UDP", DNS_PORT), port("TCP", DNS_PORT)]),
+    }];
+
+    let ports: BTreeSet<u16> = env
+        .proxy
+        .upstreams
+        .iter()
+        .filter_map(|u| upstream_endpoint(&u.base_url))
+        .map(|(_, _, port)| port)
+        .collect();
+    let cidrs = &env.network_policy.upstream_cidrs;
+    if !ports.is_empty() && !cidrs.is_empty() {
+        rules.push(NetworkPolicyEgressRule {
+            to: Some(
+                cidrs
+                    .iter()
+                    .map(|cidr| NetworkPolicyPeer {
+                        ip_block: Some(IPBlock {
+                            cidr: cidr.clone(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ports: Some(
+                ports
+                    .into_iter()
+                    .map(|p| port("TCP", i32::from(p)))
+                    .collect(),
+            ),
+        });
+    }
+    rules
+}
+
+fn namespace(name: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(NAMESPACE_NAME_LABEL.into(), name.into())])),
+        ..Default::default()
+    }
+}
+
+fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(number)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::tests::load;
+
+    fn spec(env: &Environment) -> NetworkPolicySpec {
+        build(env, "production").spec.unwrap_or_default()
+    }
+
+    fn ports(rule: &NetworkPolicyEgressRule) -> Vec<(String, i32)> {
+        rule.ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                let n = match p.port {
+                    Some(IntOrString::Int(n)) => n,
+                    _ => -1,
+                };
+                (p.protocol.clone().unwrap_or_default(), n)
+            })
+            .collect()
+    }
+
+    fn has_dns_rule(spec: &NetworkPolicySpec, dns_namespace: &str) -> bool {
+        spec.egress.iter().flatten().any(|rule| {
+            let p = ports(rule);
+            let to_dns = rule.to.iter().flatten().any(|peer| {
+                peer.namespace_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.as_ref())
+                    == Some(&BTreeMap::from([(
+                        NAMESPACE_NAME_LABEL.into(),
+                        dns_namespace.into(),
+                    )]))
+                    && peer
+                        .pod_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.as_ref())
+                        == Some(&BTreeMap::from([("k8s-app".into(), "kube-dns".into())]))
+            });
+            to_dns && p.contains(&("UDP".into(), 53)) && p.contains(&("TCP".into(), 53))
+        })
+    }
+
+    #[test]
+    fn egress_always_admits_dns_and_the_upstream_https_port() {
+        let env = load("production");
+        let spec = spec(&env);
+        assert_eq!(
+            spec.policy_types,
+            Some(vec!["Ingress".into(), "Egress".into()])
+        );
+        assert!(has_dns_rule(&spec, "kube-system"));
+        let egress = spec.egress.unwrap_or_default();
+        assert_eq!(egress.len(), 2);
+        assert_eq!(ports(&egress[1]), [("TCP".into(), 443)]);
+        let cidrs: Vec<_> = egress[1]
+            .to
+            .iter()
+            .flatten()
+            .filter_map(|p| p.ip_block.as_ref())
+            .map(|b| b.cidr.as_str())
+            .collect();
+        assert_eq!(cidrs, ["0.0.0.0/0"]);
+    }
+
+    #[test]
+    fn dns_stays_when_upstreams_are_http_on_a_custom_port() {
+        let mut env = load("production");
+        env.proxy.upstreams[0].base_url = "http://llm.internal:9000/v1".into();
+        env.network_policy.upstream_cidrs = vec!["10.20.0.0/16".into()];
+        let spec = spec(&env);
+        assert!(has_dns_rule(&spec, "kube-system"));
+        let egress = spec.egress.unwrap_or_default();
+        assert_eq!(ports(&egress[1]), [("TCP".into(), 9000)]);
+
+        env.proxy.upstreams.clear();
+        let spec = self::spec(&env);
+        assert!(has_dns_rule(&spec, "kube-system"));
+        assert_eq!(
+            spec.egress.map(|e| e.len()),
+            Some(1),
+            "no upstream rule without ports"
+        );
+    }
+
+    #[test]
+    fn no_egress_rule_is_open_ended() {
+        let mut env = load("production");
+        env.network_policy.upstream_cidrs.clear();
+        for rule in spec(&env).egress.unwrap_or_default() {
+            assert!(!rule.to.unwrap_or_default().is_empty());
+            assert!(!rule.ports.unwrap_or_default().is_empty());
+        }
+    }
+
+    #[test]
+    fn ingress_only_from_the_controller_and_scraper_namespaces() {
+        let env = load("production");
+        let spec = spec(&env);
+        let sources: Vec<_> = spec
+            .ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.from.iter().flatten())
+            .map(|peer| {
+                assert!(peer.ip_block.is_none() && peer.pod_selector.is_none());
+                peer.namespace_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.clone())
+                    .unwrap_or_default()[NAMESPACE_NAME_LABEL]
+                    .clone()
+            })
+            .collect();
+        assert_eq!(sources, ["ingress-nginx", "monitoring"]);
+        for rule in spec.ingress.unwrap_or_default() {
+            assert_eq!(rule.ports.map(|p| p.len()), Some(1));
+        }
+        assert_eq!(
+            spec.pod_selector.and_then(|s| s.match_labels),
+            Some(labels::selector(&env, "production"))
+        );
+    }
+}
