@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::Deserialize;
 
 use crate::error::{ProxyError, Result};
@@ -24,22 +24,52 @@ struct Peek<'a> {
 }
 
 /// Reads the body, refusing more than `max` bytes (by header first, then while reading).
-async fn read_body(body: Body, headers: &http::HeaderMap, max: u64) -> Result<Bytes> {
+///
+/// An oversized body is still read (and discarded, up to a bound) before the 413 goes out:
+/// HTTP/1 clients that are still sending would otherwise see a broken pipe, not the answer.
+async fn read_body(mut body: Body, headers: &http::HeaderMap, max: u64) -> Result<Bytes> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(ProxyError::PayloadTooLarge(max));
+    let mut buf =
+        BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0).min(max)).unwrap_or(0));
+    let mut total = 0u64;
+    if declared.is_none_or(|n| n <= max) {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                // The client stopped sending; whoever still listens gets a 400.
+                return Err(ProxyError::InvalidJson { line: 0, column: 0 });
+            };
+            if let Ok(data) = frame.into_data() {
+                total += data.len() as u64;
+                if total > max {
+                    break;
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        if total <= max {
+            return Ok(buf.freeze());
+        }
     }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(ProxyError::PayloadTooLarge(max)),
-        // The client stopped sending; whoever still listens gets a 400.
-        Err(_) => Err(ProxyError::InvalidJson { line: 0, column: 0 }),
-    }
+    let cap = max.saturating_mul(4);
+    let _ = tokio::time::timeout(DRAIN_FOR, async {
+        while total <= cap {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    total += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    })
+    .await;
+    Err(ProxyError::PayloadTooLarge(max))
 }
+
+/// How long an oversized body is drained before the 413.
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads `model` from a JSON body.
 fn model_of(body: &[u8]) -> Result<Cow<'_, str>> {

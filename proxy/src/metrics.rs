@@ -146,12 +146,21 @@ impl Metrics {
             "Responses cut after their first byte, by upstream and reason",
             m.stream_errors.clone(),
         );
+        // Every upstream's series exist from the start, so dashboards and alerts see zeros.
         for name in upstreams {
-            m.breaker_state
-                .get_or_create(&UpstreamLabels {
-                    upstream: name.clone(),
-                })
-                .set(0);
+            let labels = UpstreamLabels {
+                upstream: name.clone(),
+            };
+            m.breaker_state.get_or_create(&labels).set(0);
+            m.retries.get_or_create(&labels).inc_by(0);
+            for reason in ["reset", "idle_timeout", "total_timeout"] {
+                m.stream_errors
+                    .get_or_create(&StreamErrorLabels {
+                        upstream: name.clone(),
+                        reason,
+                    })
+                    .inc_by(0);
+            }
         }
         Self { registry, ..m }
     }

@@ -135,6 +135,10 @@ impl Relay {
     }
 }
 
+fn inner_ended(inner: &Option<Incoming>) -> bool {
+    inner.as_ref().is_some_and(|b| b.is_end_stream())
+}
+
 /// The body error type axum accepts.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -149,7 +153,11 @@ impl Body for Relay {
         let this = self.get_mut();
         if let Some(first) = this.first.take() {
             this.tail.push(&first);
-            this.rearm();
+            if inner_ended(&this.inner) {
+                this.finish();
+            } else {
+                this.rearm();
+            }
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
         let Some(inner) = this.inner.as_mut() else {
@@ -160,7 +168,12 @@ impl Body for Relay {
                 if let Some(data) = frame.data_ref() {
                     this.tail.push(data);
                 }
-                this.rearm();
+                if inner_ended(&this.inner) {
+                    // A sized body may never be polled to its end: finish on the last byte.
+                    this.finish();
+                } else {
+                    this.rearm();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(_))) => this.fail("reset"),
