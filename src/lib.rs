@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod cmd;
 pub mod config;
 pub mod output;
 pub mod plan;
