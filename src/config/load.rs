@@ -249,8 +249,11 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
     };
     let (path, message) = match &e.kind {
         Kind::UnknownField(field, expected) => {
-            let full = if path.is_empty() {
+            // figment's path may already end with the unknown key.
+            let full = if path.is_empty() || path == *field {
                 field.clone()
+            } else if path.ends_with(&format!(".{field}")) {
+                path
             } else {
                 format!("{path}.{field}")
             };
@@ -264,8 +267,10 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
             format!("unknown value `{variant}`{}", suggest(variant, expected)),
         ),
         Kind::MissingField(field) => {
-            let full = if path.is_empty() {
+            let full = if path.is_empty() || path == *field {
                 field.to_string()
+            } else if path.ends_with(&format!(".{field}")) {
+                path
             } else {
                 format!("{path}.{field}")
             };
@@ -276,11 +281,15 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
         }
         Kind::InvalidType(actual, expected) => (
             path,
-            format!("expected {expected}, found {}", redact(actual)),
+            format!("expected {}, found {}", plain(expected), redact(actual)),
         ),
         Kind::InvalidValue(actual, expected) => (
             path,
-            format!("invalid value {}: expected {expected}", redact(actual)),
+            format!(
+                "invalid value {}: expected {}",
+                redact(actual),
+                plain(expected)
+            ),
         ),
         Kind::Message(msg) if path.is_empty() && e.metadata.is_some() => {
             ("(file)".into(), msg.clone())
@@ -295,8 +304,22 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
     Diagnostic {
         origin,
         path,
-        message,
+        // Messages quote what they reject, TOML syntax errors quote the line: never a secret.
+        message: validate::redact_text(&message),
     }
+}
+
+/// Serde's names for number types, in words.
+fn plain(expected: &str) -> String {
+    let range = match expected {
+        "u8" => " from 0 to 255",
+        "u16" => " from 0 to 65535",
+        "u32" => " from 0 to 4294967295",
+        "u64" => " of 0 or more",
+        "i32" | "i64" => "",
+        _ => return expected.to_owned(),
+    };
+    format!("a whole number{range} ({expected})")
 }
 
 fn redact(actual: &figment::error::Actual) -> String {

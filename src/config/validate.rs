@@ -1,27 +1,81 @@
 //! Rules across keys of an [`Environment`] that its types alone cannot express.
+//!
+//! Types already refuse what a single value gets wrong while the layers are read (syntax,
+//! unknown keys, wrong types, quantities, DNS names, ports, durations); [`check`] adds the rules
+//! that relate keys to each other. Each rule is a small function that reports against the key
+//! path (from the environment root) a user has to edit, says what was expected, and quotes the
+//! bad value, except for values that look like secrets: those are never repeated.
+
+mod rules;
+mod secrets;
+#[cfg(test)]
+mod tests;
+mod traffic;
 
 use ai_api_proxy_config::Problem;
+
+pub use secrets::{looks_like_secret, redact_text};
 
 use super::Environment;
 
 /// Every broken rule, with the key path (from the environment root) where it is broken.
 pub fn check(env: &Environment) -> Vec<Problem> {
-    let mut problems: Vec<Problem> = match env.proxy.validate() {
-        Ok(()) => Vec::new(),
-        Err(p) => p
-            .into_iter()
-            .map(|p| Problem {
-                path: format!("proxy.{}", p.path),
-                ..p
-            })
-            .collect(),
-    };
-    problems.extend(Vec::new());
-    problems
+    let mut r = Report::default();
+    if let Err(problems) = env.proxy.validate() {
+        for p in problems {
+            r.push(format!("proxy.{}", p.path), p.message);
+        }
+    }
+    rules::image(&mut r, env);
+    rules::replicas(&mut r, env);
+    rules::resources(&mut r, env);
+    rules::autoscaling(&mut r, env);
+    rules::disruption_budget(&mut r, env);
+    traffic::ingress(&mut r, env);
+    traffic::ingress_nginx_annotations(&mut r, env);
+    traffic::network_policy(&mut r, env);
+    rules::pod(&mut r, env);
+    rules::proxy_in_a_cluster(&mut r, env);
+    secrets::no_secret_values(&mut r, env);
+    // Messages quote the values they reject; a rejected value that is a credential is not repeated.
+    r.0.into_iter()
+        .map(|p| Problem {
+            message: redact_text(&p.message),
+            ..p
+        })
+        .collect()
 }
 
-/// Whether a string looks like a credential rather than configuration.
-pub fn looks_like_secret(s: &str) -> bool {
-    let _ = s;
-    false
+/// Collects problems in the order the rules run.
+#[derive(Default)]
+pub(crate) struct Report(Vec<Problem>);
+
+impl Report {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Reports `message` at `path` unless `ok`.
+    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl FnOnce() -> String) {
+        if !ok {
+            self.push(path, message());
+        }
+    }
+}
+
+/// `parent.key`, quoting `key` like TOML does when it is not a bare key (`ingress.annotations."a/b"`).
+fn key_path(parent: &str, key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    match (parent.is_empty(), bare) {
+        (true, true) => key.to_owned(),
+        (true, false) => format!("{key:?}"),
+        (false, true) => format!("{parent}.{key}"),
+        (false, false) => format!("{parent}.{key:?}"),
+    }
 }
