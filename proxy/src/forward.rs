@@ -92,7 +92,10 @@ pub async fn forward(
         let deadline = start + up.timeouts.total;
         for attempt in 1..=policy.max_attempts {
             if let Err(wait) = up.breaker.try_acquire() {
-                last = Some(Failure::Open(wait));
+                // A real answer from an earlier attempt says more than "open".
+                if last.is_none() {
+                    last = Some(Failure::Open(wait));
+                }
                 continue 'upstreams;
             }
             if attempt > 1 {

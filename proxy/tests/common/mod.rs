@@ -322,6 +322,17 @@ pub async fn post_raw(
     (status, r.text().await.unwrap(), headers)
 }
 
+/// POSTs `body` as JSON to `/v1/chat/completions{query}` with the client key.
+pub async fn stream(proxy: &Proxy, query: &str, body: serde_json::Value) -> reqwest::Response {
+    http()
+        .post(proxy.url(&format!("/v1/chat/completions{query}")))
+        .bearer_auth(CLIENT_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A small chat body.
 pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
     serde_json::json!({
@@ -329,4 +340,46 @@ pub fn chat_body(model: &str, stream: bool) -> serde_json::Value {
         "messages": [{"role": "user", "content": "a secret prompt"}],
         "stream": stream,
     })
+}
+
+/// Reads an SSE response, returning each complete event's data with its arrival time.
+pub async fn sse_events(response: reqwest::Response) -> (Vec<(Instant, String)>, Option<String>) {
+    use futures_util::StreamExt;
+    let mut stream = response.bytes_stream();
+    let mut buf = String::new();
+    let mut events = Vec::new();
+    let mut error = None;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => buf.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let data = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            if !data.is_empty() {
+                events.push((Instant::now(), data));
+            }
+        }
+    }
+    (events, error)
+}
+
+/// Polls `cond` every 10 ms for at most `within`.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
 }
