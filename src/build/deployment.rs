@@ -2,26 +2,21 @@
 
 use std::collections::BTreeMap;
 
-use ai_api_proxy_config::DEFAULT_CONFIG_PATH;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+    Container, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{PORT_NAME, config_map, labels, topology, volumes};
-use crate::config::{Environment, PullPolicy, ResourceList};
+use super::{config_map, container, labels, topology, volumes};
+use crate::config::{Environment, PullPolicy};
 
 /// Pod template annotation holding the SHA-256 of the rendered proxy config: a config change
 /// changes the template, and so rolls the pods.
 pub const CONFIG_HASH_ANNOTATION: &str = "ai-api-proxy/config-sha256";
-/// Name of the proxy container.
-pub const CONTAINER_NAME: &str = "proxy";
 /// Added to the proxy's own drain time before the kubelet sends SIGKILL.
 pub const GRACE_MARGIN_SECS: u64 = 5;
 
@@ -58,16 +53,6 @@ pub fn build(env: &Environment, env_name: &str) -> Deployment {
 pub fn grace_period_secs(env: &Environment) -> i64 {
     let secs = env.proxy.shutdown.total().as_secs_ceil() + GRACE_MARGIN_SECS;
     i64::try_from(secs).unwrap_or(i64::MAX)
-}
-
-/// `repository@digest` when a digest is given (it pins the bytes), else `repository:tag`.
-pub fn image(env: &Environment) -> String {
-    let image = &env.image;
-    match (&image.digest, &image.tag) {
-        (Some(digest), _) => format!("{}@{digest}", image.repository),
-        (None, Some(tag)) => format!("{}:{tag}", image.repository),
-        (None, None) => image.repository.clone(),
-    }
 }
 
 fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
@@ -114,7 +99,7 @@ fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
             topology_spread_constraints: (!spread.is_empty()).then_some(spread),
             containers: vec![Container {
                 volume_mounts: Some(mounts),
-                ..container(env)
+                ..container::build(env)
             }],
             volumes: Some(volumes),
             ..Default::default()
@@ -122,83 +107,30 @@ fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
     }
 }
 
-fn container(env: &Environment) -> Container {
-    let port = i32::from(env.proxy.port);
-    let pull_policy = match env.image.pull_policy {
-        PullPolicy::Always => "Always",
-        PullPolicy::IfNotPresent => "IfNotPresent",
-        PullPolicy::Never => "Never",
-    };
-    Container {
-        name: CONTAINER_NAME.into(),
-        image: Some(image(env)),
-        image_pull_policy: Some(pull_policy.into()),
-        args: Some(vec!["--config".into(), DEFAULT_CONFIG_PATH.into()]),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: port,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-        resources: Some(ResourceRequirements {
-            requests: quantities(&env.resources.requests),
-            limits: quantities(&env.resources.limits),
-            ..Default::default()
-        }),
-        // Liveness: the process answers. Readiness: configured and not draining.
-        liveness_probe: Some(probe(&env.proxy.endpoints.health, 10, 3)),
-        readiness_probe: Some(probe(&env.proxy.endpoints.ready, 5, 2)),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String(PORT_NAME.into()),
-            ..Default::default()
-        }),
-        period_seconds: Some(period_seconds),
-        timeout_seconds: Some(2),
-        failure_threshold: Some(failure_threshold),
-        ..Default::default()
-    }
-}
-
-fn quantities(list: &ResourceList) -> Option<BTreeMap<String, Quantity>> {
-    let map: BTreeMap<String, Quantity> = [("cpu", &list.cpu), ("memory", &list.memory)]
-        .into_iter()
-        .filter_map(|(name, q)| Some((name.to_owned(), Quantity(q.as_ref()?.as_str().into()))))
-        .collect();
-    (!map.is_empty()).then_some(map)
-}
-
-/// checkov skips (`checkov.io/skipN: ID=reason`) for the image checks a tag cannot meet.
-/// With a digest both pass and nothing is skipped. Reasons contain no `=` (checkov splits on it).
+/// checkov skips (`checkov.io/skipN: ID=reason`, on this object's metadata) for the two image
+/// checks a tag cannot meet. With a digest both pass and nothing is skipped. Reasons contain
+/// no `=`: checkov splits the value on it.
 fn checkov_skips(env: &Environment) -> BTreeMap<String, String> {
+    let Some(tag) = env
+        .image
+        .tag
+        .as_deref()
+        .filter(|_| env.image.digest.is_none())
+    else {
+        return BTreeMap::new();
+    };
     let mut reasons = Vec::new();
-    if env.image.digest.is_none() {
-        let tag = env.image.tag.as_deref().unwrap_or("");
+    if env.image.pull_policy == PullPolicy::Always {
         reasons.push(format!(
-            "CKV_K8S_43=deployed by the tag {tag} (no image.digest in this environment); set image.digest to pin the bytes"
+            "CKV_K8S_43=tag {tag} follows a branch build on purpose and is re-pulled at every start (imagePullPolicy Always)"
         ));
-        if env.image.pull_policy != PullPolicy::Always {
-            reasons.push(format!(
-                "CKV_K8S_15=release tag {tag} is never re-pushed so a cached image is the released one; set image.digest or pull_policy Always otherwise"
-            ));
-        }
+    } else {
+        reasons.push(format!(
+            "CKV_K8S_43=deployed by the release tag {tag}; set image.digest to pin the exact bytes"
+        ));
+        reasons.push(format!(
+            "CKV_K8S_15=release tag {tag} is immutable (never re-pushed) so a cached image is the released one; image.digest would pass this check"
+        ));
     }
     reasons
         .into_iter()
@@ -272,28 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn probes_use_the_proxy_endpoints_and_port() {
-        let mut env = load("production");
-        env.proxy.port = 9099;
-        env.proxy.endpoints.health = "/livez".into();
-        env.proxy.endpoints.ready = "/readyz".into();
-        let c = &pod(&env).containers[0];
-        let ports = c.ports.clone().unwrap_or_default();
-        assert_eq!(
-            (ports[0].name.as_deref(), ports[0].container_port),
-            (Some("http"), 9099)
-        );
-        let get = |p: &Option<Probe>| p.as_ref().and_then(|p| p.http_get.clone());
-        let live = get(&c.liveness_probe).unwrap_or_default();
-        let ready = get(&c.readiness_probe).unwrap_or_default();
-        assert_eq!(live.path.as_deref(), Some("/livez"));
-        assert_eq!(ready.path.as_deref(), Some("/readyz"));
-        for port in [live.port, ready.port] {
-            assert_eq!(port, IntOrString::String("http".into()));
-        }
-    }
-
-    #[test]
     fn security_context_is_restricted() {
         let mut env = load("production");
         env.security.run_as_user = 12345;
@@ -320,6 +230,19 @@ mod tests {
         );
         assert_eq!(pod.automount_service_account_token, Some(false));
         assert_eq!(pod.service_account_name.as_deref(), Some("ai-api-proxy"));
+        let mounts = pod.containers[0].volume_mounts.clone().unwrap_or_default();
+        let volumes = pod.volumes.unwrap_or_default();
+        assert_eq!(mounts.len(), volumes.len());
+        assert!(
+            mounts
+                .iter()
+                .all(|m| volumes.iter().any(|v| v.name == m.name))
+        );
+        assert!(
+            volumes
+                .iter()
+                .all(|v| v.empty_dir.is_none() && v.host_path.is_none())
+        );
     }
 
     #[test]
@@ -335,42 +258,38 @@ mod tests {
     }
 
     #[test]
-    fn container_runs_the_proxy_with_its_config() {
-        let env = load("production");
-        let c = &pod(&env).containers[0];
-        assert_eq!(
-            c.args,
-            Some(vec![
-                "--config".into(),
-                "/etc/ai-api-proxy/proxy.json".into()
-            ])
-        );
-        assert_eq!(
-            c.image.as_deref(),
-            Some("ghcr.io/example/ai-api-proxy:0.1.0")
-        );
-        let limits = c
-            .resources
-            .clone()
-            .and_then(|r| r.limits)
-            .unwrap_or_default();
-        assert_eq!(limits.get("memory"), Some(&Quantity("512Mi".into())));
-        assert!(
-            c.env.is_none(),
-            "secrets are files, never environment variables"
-        );
-    }
-
-    #[test]
     fn digest_wins_and_needs_no_checkov_skip() {
         let mut env = load("production");
         assert!(build(&env, "production").metadata.annotations.is_some());
         env.image.digest = Some(format!("sha256:{}", "ab".repeat(32)));
         assert_eq!(
-            image(&env),
+            container::image(&env),
             format!("ghcr.io/example/ai-api-proxy@sha256:{}", "ab".repeat(32))
         );
         assert_eq!(build(&env, "production").metadata.annotations, None);
+    }
+
+    #[test]
+    fn checkov_skips_name_one_check_each_with_a_reason() {
+        for name in ["development", "staging", "production"] {
+            let env = load(name);
+            let skips = build(&env, name).metadata.annotations.unwrap_or_default();
+            let ids: Vec<_> = skips
+                .iter()
+                .map(|(key, value)| {
+                    assert!(key.starts_with("checkov.io/skip"), "{key}");
+                    let parts: Vec<_> = value.split('=').collect();
+                    assert_eq!(parts.len(), 2, "{value}");
+                    assert!(parts[1].len() > 20, "{value}");
+                    parts[0]
+                })
+                .collect();
+            let expected: &[&str] = match env.image.pull_policy {
+                PullPolicy::Always => &["CKV_K8S_43"],
+                _ => &["CKV_K8S_43", "CKV_K8S_15"],
+            };
+            assert_eq!(ids, expected, "{name}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the Deployment only references Secrets by name and key.
 
 pub mod config_map;
+pub mod container;
 pub mod deployment;
 pub mod hpa;
 pub mod ingress;

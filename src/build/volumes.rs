@@ -164,6 +164,10 @@ mod tests {
         let (volumes, mounts) = build(&load("development"));
         assert_eq!(config_dir(), "/etc/ai-api-proxy");
         assert_eq!(
+            Path::new(config_dir()).join(CONFIG_FILE_NAME),
+            Path::new(DEFAULT_CONFIG_PATH)
+        );
+        assert_eq!(
             volumes[0].config_map.as_ref().map(|c| c.name.as_str()),
             Some("ai-api-proxy")
         );
