@@ -169,6 +169,45 @@ fn typo_key_suggests_the_nearest() {
 }
 
 #[test]
+fn missing_key_names_where_it_belongs() {
+    let s = Sandbox::new();
+    s.edit(
+        "base.toml",
+        "ingress_controller_namespace = \"ingress-nginx\"\n",
+        "",
+    );
+    let err = s.render_fails(&[]);
+    assert_says(
+        &err,
+        &[
+            "network_policy.ingress_controller_namespace",
+            "missing",
+            "base.toml",
+        ],
+    );
+}
+
+#[test]
+fn unknown_enum_value_suggests_the_nearest() {
+    let s = Sandbox::new();
+    s.edit(
+        "production.toml",
+        "pull_policy = \"IfNotPresent\"",
+        "pull_policy = \"IfNotPresnt\"",
+    );
+    let err = s.render_fails(&[]);
+    assert_says(
+        &err,
+        &[
+            "production.toml",
+            "image.pull_policy",
+            "`IfNotPresnt`",
+            "did you mean `IfNotPresent`?",
+        ],
+    );
+}
+
+#[test]
 fn wrong_type_says_what_was_expected() {
     let s = Sandbox::new();
     s.edit("production.toml", "max_skew = 1", "max_skew = \"one\"");
@@ -606,6 +645,20 @@ fn malformed_set_shows_the_form() {
             "expected `key.path=value`",
         ],
     );
+}
+
+#[test]
+fn secret_pasted_as_a_set_flag_is_never_shown() {
+    let s = Sandbox::new();
+    let err = s.render_fails(&["--set", SECRET]);
+    assert_says(
+        &err,
+        &["--set", "value not shown", "expected `key.path=value`"],
+    );
+    assert!(!err.contains("Zx9Qw3"), "{err}");
+    let err = s.render_fails(&["--set", &format!("proxy.{SECRET}=1")]);
+    assert_says(&err, &["--set", "value not shown", "unknown key"]);
+    assert!(!err.contains("Zx9Qw3"), "{err}");
 }
 
 #[test]

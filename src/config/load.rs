@@ -171,10 +171,10 @@ impl SetFlag {
     fn parse(arg: &str) -> Result<Self, ConfigError> {
         let (key, value) = arg
             .split_once('=')
-            .ok_or_else(|| ConfigError::BadSet(arg.to_owned()))?;
+            .ok_or_else(|| ConfigError::BadSet(validate::redact_text(arg)))?;
         let key = key.trim();
         if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(ConfigError::BadSet(arg.to_owned()));
+            return Err(ConfigError::BadSet(validate::redact_text(arg)));
         }
         let value = value
             .parse::<Value>()
@@ -276,7 +276,7 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
             };
             (
                 full,
-                "missing: this key is required and no layer sets it".into(),
+                "missing: this key is required and no layer sets it; expected it in base.toml or the environment's file".into(),
             )
         }
         Kind::InvalidType(actual, expected) => (
@@ -301,10 +301,11 @@ fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
     } else {
         origin
     };
+    // Messages quote what they reject, TOML syntax errors quote the line, a pasted key can
+    // even become a key path: none of them may repeat a secret.
     Diagnostic {
-        origin,
-        path,
-        // Messages quote what they reject, TOML syntax errors quote the line: never a secret.
+        origin: validate::redact_text(&origin),
+        path: validate::redact_text(&path),
         message: validate::redact_text(&message),
     }
 }

@@ -40,8 +40,8 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     // Messages quote the values they reject; a rejected value that is a credential is not repeated.
     r.0.into_iter()
         .map(|p| Problem {
+            path: redact_text(&p.path),
             message: redact_text(&p.message),
-            ..p
         })
         .collect()
 }

@@ -77,8 +77,11 @@ pub fn looks_like_secret(s: &str) -> bool {
         return false;
     }
     PREFIXES.iter().any(|(prefix, min)| {
+        // Generated keys mix letters and digits; `sk-some-long-model-name` does not.
         s.strip_prefix(prefix).is_some_and(|rest| {
             rest.len() >= *min
+                && rest.bytes().any(|b| b.is_ascii_digit())
+                && rest.bytes().any(|b| b.is_ascii_alphabetic())
                 && rest
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
@@ -189,23 +192,26 @@ fn entropy(b: &[u8]) -> f64 {
 pub fn redact_text(text: &str) -> String {
     let mut out = redact_quoted(text, '`');
     out = redact_quoted(&out, '"');
-    if !out.contains(char::is_whitespace) {
-        return out;
-    }
     out.split_inclusive(char::is_whitespace)
         .map(|word| {
             let core = word.trim_matches(|c: char| {
                 c.is_whitespace()
                     || matches!(
                         c,
-                        '"' | '\'' | '`' | ',' | ';' | '(' | ')' | '[' | ']' | '{' | '}'
+                        '"' | '\'' | '`' | ',' | ';' | ':' | '(' | ')' | '[' | ']' | '{' | '}'
                     )
             });
             if looks_like_secret(core) {
-                word.replace(core, "(value not shown)")
-            } else {
-                word.to_owned()
+                return word.replace(core, "(value not shown)");
             }
+            // A key path or assignment may carry one: `proxy.<key>`, `X-Key=<key>`.
+            let mut word = word.to_owned();
+            for part in core.split(['.', '/', '=']) {
+                if looks_like_secret(part) {
+                    word = word.replace(part, "(value not shown)");
+                }
+            }
+            word
         })
         .collect()
 }

@@ -456,6 +456,7 @@ const NOT_SECRETS: &[&str] = &[
     "holysheep-api-key",
     "api.staging.ai.example.com",
     "sk-1",
+    "sk-learn-classifier-for-tickets",
     "ai-api-client-keys-production-blue-2026",
     "OPENAI_API_KEY",
     "10m",
@@ -513,6 +514,10 @@ fn redaction_keeps_the_rest_of_the_message() {
     assert_eq!(
         redact_text(msg),
         "invalid value `(value not shown)`: expected a DNS-1123 label"
+    );
+    assert_eq!(
+        redact_text("sk-proj-abcdefghijklmnopqrstuvwxyz012345"),
+        "(value not shown)"
     );
     let toml = "12 | api_key = \"sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789\n   |  ^";
     assert!(
