@@ -51,34 +51,39 @@ PY
   echo "$dir"
 }
 
-# median wall-clock milliseconds and max peak RSS (KiB) of RUNS runs of each command, interleaved
+# Median wall-clock milliseconds of RUNS runs of each command (runs interleaved, commands
+# started straight from this shell: no wrapper in the timed path), then peak RSS (KiB) from a
+# separate pass under /usr/bin/time.
 declare -A WALL RSS
 measure() {
   local -n names=$1
-  local run name start end rss
-  for name in "${names[@]}"; do : > "$WORK/$name.ms"; : > "$WORK/$name.rss"; done
+  local run name start end
+  for name in "${names[@]}"; do : > "$WORK/$name.us"; done
   for ((run = 0; run < RUNS; run++)); do
     for name in "${names[@]}"; do
+      read -ra argv <<< "${CMD[$name]}"
       start=$(date +%s%N)
-      /usr/bin/time -f %M -o "$WORK/$name.last" bash -c "${CMD[$name]}" > /dev/null 2>&1
+      "${argv[@]}" > /dev/null 2>&1
       end=$(date +%s%N)
-      echo $(((end - start) / 1000)) >> "$WORK/$name.ms"
-      cat "$WORK/$name.last" >> "$WORK/$name.rss"
+      echo $(((end - start) / 1000)) >> "$WORK/$name.us"
     done
   done
   for name in "${names[@]}"; do
-    WALL[$name]=$(sort -n "$WORK/$name.ms" | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
-    RSS[$name]=$(sort -n "$WORK/$name.rss" | tail -1)
+    read -ra argv <<< "${CMD[$name]}"
+    /usr/bin/time -f %M -o "$WORK/$name.rss" "${argv[@]}" > /dev/null 2>&1
+    WALL[$name]=$(sort -n "$WORK/$name.us" | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+    RSS[$name]=$(cat "$WORK/$name.rss")
   done
 }
 
+# commands are split on spaces: no path below may contain one
 declare -A CMD
-CMD[helm]="'$HELM' template holysheep-proxy '$ANCHOR/seed-chart' -f '$ANCHOR/seed-chart/values.production.yaml' --namespace ai-services"
-CMD[infra]="cd '$ROOT' && '$INFRA' plan --env production --color never"
+CMD[helm]="$HELM template holysheep-proxy $ANCHOR/seed-chart -f $ANCHOR/seed-chart/values.production.yaml --namespace ai-services"
+CMD[infra]="$INFRA --environments $ROOT/environments --out $ROOT/out plan --env production --color never"
 ORDER=(helm infra)
 for n in 1 100 1000; do
   dir=$(scaled_env $n)
-  CMD[infra-$n]="cd '$dir' && '$INFRA' plan --env production --color never"
+  CMD[infra-$n]="$INFRA --environments $dir/environments --out $dir/out plan --env production --color never"
   ORDER+=("infra-$n")
 done
 measure ORDER

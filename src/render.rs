@@ -84,10 +84,56 @@ pub fn file_name(object: &Object) -> String {
 }
 
 fn yaml(what: impl Fn() -> String, value: &impl Serialize) -> Result<String, RenderError> {
-    serde_yaml::to_string(value).map_err(|source| RenderError {
+    let text = serde_yaml::to_string(value).map_err(|source| RenderError {
         what: what(),
         source,
-    })
+    })?;
+    Ok(quote_yaml11_booleans(&text))
+}
+
+/// Plain scalars that YAML 1.2 (serde_yaml) reads as strings but YAML 1.1 (Kubernetes,
+/// kubectl, PyYAML) reads as booleans; left plain, `proxy-buffering: off` reaches the API
+/// server as `false` and the object is rejected.
+const YAML11_BOOLEANS: [&str; 16] = [
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
+
+/// Single-quotes plain scalar values that YAML 1.1 would read as booleans, outside block
+/// scalars (whose lines are literal text).
+fn quote_yaml11_booleans(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut block_indent: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        match block_indent {
+            Some(parent) if indent > parent || line.trim().is_empty() => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            _ => block_indent = None,
+        }
+        let trimmed = line.trim_end();
+        if trimmed.ends_with(['|', '>']) || trimmed.ends_with("|-") || trimmed.ends_with(">-") {
+            block_indent = Some(indent);
+        }
+        let split = trimmed
+            .rfind(": ")
+            .map(|i| i + 2)
+            .or_else(|| trimmed.trim_start().starts_with("- ").then_some(indent + 2));
+        match split {
+            Some(at) if YAML11_BOOLEANS.contains(&&trimmed[at..]) => {
+                out.push_str(&trimmed[..at]);
+                out.push('\'');
+                out.push_str(&trimmed[at..]);
+                out.push('\'');
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Renders every object to its own file, in kind order then name, and a `kustomization.yaml`
@@ -136,4 +182,47 @@ struct Kustomization<'a> {
     api_version: &'a str,
     kind: &'a str,
     resources: Vec<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml11_booleans_are_quoted_as_values_and_list_items() {
+        let text = "a:\n  proxy-buffering: off\n  other: offline\nlist:\n- yes\n- 'no'\n";
+        assert_eq!(
+            quote_yaml11_booleans(text),
+            "a:\n  proxy-buffering: 'off'\n  other: offline\nlist:\n- 'yes'\n- 'no'\n"
+        );
+    }
+
+    #[test]
+    fn block_scalars_are_left_alone() {
+        let text = "data:\n  proxy.json: |\n    on: off\n    - yes\n\n    y: n\nnext: on\n";
+        assert_eq!(
+            quote_yaml11_booleans(text),
+            "data:\n  proxy.json: |\n    on: off\n    - yes\n\n    y: n\nnext: 'on'\n"
+        );
+    }
+
+    #[test]
+    fn serde_yaml_still_quotes_what_it_quotes() {
+        #[derive(Serialize)]
+        struct Annotations {
+            a: &'static str,
+            b: &'static str,
+            c: &'static str,
+        }
+        let text = yaml(
+            || "test".into(),
+            &Annotations {
+                a: "off",
+                b: "true",
+                c: "8080",
+            },
+        )
+        .unwrap();
+        assert_eq!(text, "a: 'off'\nb: 'true'\nc: '8080'\n");
+    }
 }
