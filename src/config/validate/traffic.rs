@@ -1,7 +1,7 @@
 //! Who reaches the pods and whom they reach: the Ingress (hosts, TLS, annotations) and the
 //! NetworkPolicy peers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ai_api_proxy_config::is_dns_subdomain;
@@ -53,6 +53,13 @@ pub(super) fn ingress(r: &mut Report, env: &Environment) {
         }
     }
     let served: Vec<&str> = ing.hosts.iter().map(|h| h.host.as_str()).collect();
+    let served_set: BTreeSet<&str> = served.iter().copied().collect();
+    // Parent domains of served non-wildcard hosts, so a `*.domain` certificate finds them.
+    let served_parents: BTreeSet<&str> = served
+        .iter()
+        .filter(|h| !h.starts_with("*."))
+        .filter_map(|h| h.split_once('.').map(|(_, rest)| rest))
+        .collect();
     for (i, tls) in ing.tls.iter().enumerate() {
         r.check(
             !tls.hosts.is_empty(),
@@ -62,7 +69,7 @@ pub(super) fn ingress(r: &mut Report, env: &Environment) {
         for (j, host) in tls.hosts.iter().enumerate() {
             let host = host.as_str();
             r.check(
-                served.iter().any(|s| covers(host, s) || covers(s, host)),
+                is_served(host, &served_set, &served_parents),
                 format!("ingress.tls[{i}].hosts[{j}]"),
                 || {
                     format!(
@@ -87,13 +94,17 @@ pub(super) fn ingress(r: &mut Report, env: &Environment) {
     }
 }
 
-/// Whether `pattern` (a host or `*.domain`) matches `host`.
-fn covers(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(domain) => host
+/// Whether a TLS host is served by a rule: the same host, a wildcard rule covering it, or,
+/// for a wildcard certificate, any host it covers. Set lookups keep this linear in the hosts.
+fn is_served(host: &str, served: &BTreeSet<&str>, served_parents: &BTreeSet<&str>) -> bool {
+    if served.contains(host) {
+        return true;
+    }
+    match host.strip_prefix("*.") {
+        Some(domain) => served_parents.contains(domain),
+        None => host
             .split_once('.')
-            .is_some_and(|(label, rest)| label != "*" && rest == domain),
-        None => pattern == host,
+            .is_some_and(|(_, parent)| served.contains(format!("*.{parent}").as_str())),
     }
 }
 
