@@ -1,6 +1,10 @@
 //! The `infra` binary end to end on a temporary copy of the committed environments:
 //! render writes, plan reports and checks, envs lists, schema describes.
-#![allow(clippy::unwrap_used, clippy::panic, reason = "test code: a broken fixture stops the test loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a broken fixture stops the test loudly"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,11 @@
 //! Golden tests: the committed `out/<env>/` is exactly what rendering the committed
 //! environments gives, byte for byte (a failure shows the diff; run `infra render --env <env>`,
 //! review the diff in git, and commit it).
-#![allow(clippy::unwrap_used, clippy::panic, reason = "test code: a broken fixture stops the test loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test code: a broken fixture stops the test loudly"
+)]
 
 use std::path::PathBuf;
 
