@@ -13,6 +13,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::Method;
 use http_body::{Body as _, Frame, SizeHint};
+use serde::Serialize;
 
 use crate::auth::Client;
 use crate::error::ErrorCode;
@@ -59,25 +60,59 @@ impl Drop for Record {
             .observe(elapsed.as_secs_f64());
         let e = self.exchange.as_deref();
         let usage = e.and_then(|e| e.usage.get());
-        tracing::info!(
+        let line = Line {
+            timestamp: crate::logsink::timestamp(),
+            level: "INFO",
             target: "access",
-            request_id = %self.request_id,
-            client = self.client.as_ref().map_or("-", Client::id),
-            method = %self.method,
-            path = %self.path,
-            model = %model,
-            upstream = %upstream,
-            status = self.status,
-            error = self.error.or_else(|| e.and_then(|e| e.stream_error.get().copied())),
-            attempts = e.map_or(0, |e| e.attempts),
-            upstream_first_byte_ms = e.map(|e| e.ttfb.as_secs_f64() * 1000.0),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            bytes_sent = self.bytes,
-            complete = self.complete,
-            prompt_tokens = usage.map(|u| u.prompt_tokens),
-            completion_tokens = usage.map(|u| u.completion_tokens),
-        );
+            request_id: &self.request_id,
+            client: self.client.as_ref().map_or("-", Client::id),
+            method: self.method.as_str(),
+            path: &self.path,
+            model: &model,
+            upstream: &upstream,
+            status: self.status,
+            error: self
+                .error
+                .or_else(|| e.and_then(|e| e.stream_error.get().copied())),
+            attempts: e.map_or(0, |e| e.attempts),
+            upstream_first_byte_ms: e.map(|e| e.ttfb.as_secs_f64() * 1000.0),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            bytes_sent: self.bytes,
+            complete: self.complete,
+            prompt_tokens: usage.map(|u| u.prompt_tokens),
+            completion_tokens: usage.map(|u| u.completion_tokens),
+        };
+        crate::logsink::write_line(|buf| {
+            let _ = serde_json::to_writer(buf, &line);
+        });
     }
+}
+
+/// One access-log line. Never a key, a prompt or a completion: ids, names, numbers.
+#[derive(Serialize)]
+struct Line<'a> {
+    timestamp: String,
+    level: &'static str,
+    target: &'static str,
+    request_id: &'a str,
+    client: &'a str,
+    method: &'a str,
+    path: &'a str,
+    model: &'a str,
+    upstream: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_first_byte_ms: Option<f64>,
+    duration_ms: f64,
+    bytes_sent: u64,
+    complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
 }
 
 /// Middleware (inside request-id, outside everything else, so it sees every answer).

@@ -7,9 +7,11 @@ mod auth;
 mod breaker;
 mod error;
 mod forward;
+mod logsink;
 mod metrics;
 mod ratelimit;
 mod relay;
+mod runtime;
 mod server;
 mod settings;
 mod shutdown;
@@ -23,7 +25,6 @@ use std::sync::Arc;
 
 use ai_api_proxy_config::DEFAULT_CONFIG_PATH;
 use anyhow::Context as _;
-use axum::serve::ListenerExt as _;
 use clap::Parser;
 
 /// OpenAI-compatible reverse proxy: routing, key injection, client auth, rate limits, streaming.
@@ -48,7 +49,10 @@ fn main() -> std::process::ExitCode {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stdout)
         .init();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = std::env::var("AI_PROXY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime
         .context("cannot start the async runtime")
         .and_then(|rt| rt.block_on(run(args)));
+    logsink::flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -67,7 +72,8 @@ fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = settings::load_config(&args.config)?;
-    let state = Arc::new(state::AppState::build(&config)?);
+    let workers = runtime::worker_count();
+    let state = Arc::new(state::AppState::build(&config, workers)?);
     let app = server::app(state.clone(), &config.cors)?;
     let addr = args
         .listen
@@ -76,31 +82,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let local = listener.local_addr().context("no local address")?;
     tracing::info!(
         addr = %local,
+        workers,
         models = config.models.len(),
         upstreams = config.upstreams.len(),
         "listening"
     );
-    tokio::spawn(ratelimit::sweep(state.clone()));
-
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel();
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown::stop_accepting(
-        state.clone(),
-        config.shutdown.grace_delay.get(),
-        drain_tx,
-    ));
-    tokio::select! {
-        r = serve.into_future() => r.context("server failed")?,
-        () = shutdown::drain_deadline(drain_rx, config.shutdown.drain_timeout.get()) => {
-            tracing::warn!("shutdown: drain deadline reached; cutting remaining requests");
-        }
-    }
+    let drain = runtime::Drain {
+        grace: config.shutdown.grace_delay.get(),
+        deadline: config.shutdown.drain_timeout.get(),
+    };
+    runtime::serve(listener, app, state, workers, drain).await?;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -47,11 +47,3 @@ pub async fn stop_accepting(state: Arc<AppState>, grace: Duration, drain: onesho
     tracing::info!("shutdown: no longer accepting connections; waiting for in-flight requests");
     let _ = drain.send(());
 }
-
-/// Resolves `deadline` after `started` fires (never if it is dropped unfired).
-pub async fn drain_deadline(started: oneshot::Receiver<()>, deadline: Duration) {
-    if started.await.is_err() {
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(deadline).await;
-}

@@ -49,8 +49,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state, reading every secret the configuration references.
-    pub fn build(config: &ProxyConfig) -> Result<Self, StartError> {
+    /// Builds the state, reading every secret the configuration references; each of `workers`
+    /// gets its own upstream connection pools.
+    pub fn build(config: &ProxyConfig, workers: usize) -> Result<Self, StartError> {
         let auth = match &config.auth {
             ClientAuth::Anonymous => Authenticator::Anonymous,
             ClientAuth::ApiKeys { keys } => {
@@ -66,6 +67,7 @@ impl AppState {
                 &key,
                 config.timeouts_for(u).into(),
                 &config.circuit_breaker,
+                workers,
             )?;
             upstreams.insert(u.name.clone(), Arc::new(up));
         }

@@ -61,7 +61,8 @@ pub struct Upstream {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Timeouts in force.
     pub timeouts: Timeouts,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// One pooled client per worker thread, so a connection's tasks stay on one thread.
+    clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     /// This upstream's circuit breaker.
     pub breaker: Breaker,
 }
@@ -100,6 +101,7 @@ impl Upstream {
         key: &str,
         timeouts: Timeouts,
         breaker: &config::CircuitBreaker,
+        workers: usize,
     ) -> Result<Self, StartError> {
         let bad = |message: String| StartError::Upstream {
             upstream: cfg.name.clone(),
@@ -123,30 +125,35 @@ impl Upstream {
         base.parse::<Uri>()
             .map_err(|e| bad(format!("base_url is not a URL: {e}")))?;
 
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeouts.connect));
-        http.set_keepalive(Some(Duration::from_secs(60)));
-        let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| bad(format!("TLS setup failed: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(https);
+        let mut clients = Vec::with_capacity(workers.max(1));
+        for _ in 0..workers.max(1) {
+            let mut http = HttpConnector::new();
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(timeouts.connect));
+            http.set_keepalive(Some(Duration::from_secs(60)));
+            let https = HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+                .map_err(|e| bad(format!("TLS setup failed: {e}")))?
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(http);
+            clients.push(
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    .build(https),
+            );
+        }
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             base,
             authorization,
             headers,
             timeouts,
-            client,
+            clients,
             breaker: Breaker::new(breaker.failure_threshold, breaker.open_for.get()),
         })
     }
@@ -188,7 +195,11 @@ impl Upstream {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, SendError> {
-        self.client.request(request).await.map_err(|e| {
+        let index = crate::runtime::worker_index() % self.clients.len().max(1);
+        let Some(client) = self.clients.get(index) else {
+            return Err(SendError::Broken);
+        };
+        client.request(request).await.map_err(|e| {
             if e.is_connect() {
                 SendError::Connect
             } else {
@@ -217,6 +228,7 @@ mod tests {
             "sk-up",
             config::Timeouts::default().into(),
             &config::CircuitBreaker::default(),
+            1,
         )
         .unwrap();
         let mut client = HeaderMap::new();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Bench hook for ../shared/bench/run_nginx_anchor.sh (see its README, "The hook contract"):
+# starts the release ai-api-proxy in the FOREGROUND on 127.0.0.1:$PROXY_PORT, routing
+# `fake-model` to $UPSTREAM_URL, injecting $API_KEY (read from the environment: KeySource::Env)
+# and accepting $CLIENT_KEY (its SHA-256 in a keys file under a temporary secrets dir).
+# The rate limit is lifted so it never interferes with throughput runs.
+#
+#   cargo build --release --locked -p ai-api-proxy
+#   cd ../shared/bench && PROXY_PORT=18083 PROXY_NAME=ai-api-proxy \
+#     PROXY_CMD="$PWD/../../main/proxy/bench-hook.sh" ./run_nginx_anchor.sh
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+: "${PROXY_PORT:?PROXY_PORT must be set}" "${UPSTREAM_URL:?UPSTREAM_URL must be set}"
+: "${API_KEY:?API_KEY must be set}" "${CLIENT_KEY:?CLIENT_KEY must be set}"
+BIN="${PROXY_BIN:-${CARGO_TARGET_DIR:-$HERE/../target}/release/ai-api-proxy}"
+if [ ! -x "$BIN" ]; then
+  echo "bench-hook: $BIN not found; run: cargo build --release --locked -p ai-api-proxy" >&2
+  exit 1
+fi
+
+# The proxy is exec'ed (so the harness measures its memory, not a shell's): the directory
+# is left behind, small, and overwritten by the next run.
+DIR="${TMPDIR:-/tmp}/ai-api-proxy-bench-$PROXY_PORT"
+mkdir -p "$DIR/secrets/bench-client-keys"
+printf 'bench:%s\n' "$(printf '%s' "$CLIENT_KEY" | sha256sum | cut -d' ' -f1)" \
+  >"$DIR/secrets/bench-client-keys/keys"
+cat >"$DIR/proxy.json" <<JSON
+{
+  "port": $PROXY_PORT,
+  "secrets_dir": "$DIR/secrets",
+  "auth": { "api_keys": { "keys": { "secret": { "name": "bench-client-keys", "key": "keys" } } } },
+  "rate_limit": { "requests_per_second": 1000000, "burst": 1000000 },
+  "shutdown": { "grace_delay": "0s", "drain_timeout": "5s" },
+  "upstreams": [
+    { "name": "fake", "base_url": "${UPSTREAM_URL%/}/v1", "api_key": { "env": "API_KEY" } }
+  ],
+  "models": [ { "name": "fake-model", "upstreams": ["fake"] } ]
+}
+JSON
+exec "$BIN" --config "$DIR/proxy.json" --listen "127.0.0.1:$PROXY_PORT"
