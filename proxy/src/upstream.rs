@@ -144,6 +144,9 @@ impl Upstream {
                     .pool_timer(TokioTimer::new())
                     .timer(TokioTimer::new())
                     .pool_idle_timeout(Duration::from_secs(90))
+                    // Enough for steady traffic; after a burst of streams the rest close
+                    // instead of holding their buffers.
+                    .pool_max_idle_per_host(64)
                     .build(https),
             );
         }

@@ -1,16 +1,13 @@
 //! Token usage from the end of an upstream answer, without parsing the whole body.
 //!
 //! OpenAI puts `usage` near the end of a JSON answer, and in the last data event of a stream
-//! (when `stream_options.include_usage` is set). The relay keeps the last few kilobytes (as
-//! shared chunks, not copies) and this module finds the last `"usage":{…}` object in them.
+//! (when `stream_options.include_usage` is set). The relay keeps a copy of the last few
+//! kilobytes and this module finds the last `"usage":{…}` object in them.
 
-use std::collections::VecDeque;
-
-use bytes::Bytes;
 use serde::Deserialize;
 
-/// How much of the answer's end is kept.
-const TAIL_BYTES: usize = 8 * 1024;
+/// How much of the answer's end is kept (a `usage` object with its details is ~0.5 KiB).
+const TAIL_BYTES: usize = 4 * 1024;
 
 /// Token counts of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -23,34 +20,27 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
-/// The last chunks of an answer.
+/// The last bytes of an answer, copied: holding the chunks themselves would pin the
+/// connection's whole read buffers for as long as the stream lasts.
 #[derive(Debug, Default)]
 pub struct Tail {
-    chunks: VecDeque<Bytes>,
-    len: usize,
+    buf: Vec<u8>,
 }
 
 impl Tail {
-    /// Keeps `chunk` (a reference-counted handle) and drops chunks no longer needed.
-    pub fn push(&mut self, chunk: &Bytes) {
-        self.chunks.push_back(chunk.clone());
-        self.len += chunk.len();
-        while let Some(front) = self.chunks.front() {
-            if self.len - front.len() < TAIL_BYTES {
-                break;
-            }
-            self.len -= front.len();
-            self.chunks.pop_front();
+    /// Keeps the end of `chunk`, dropping bytes older than the last `TAIL_BYTES`.
+    pub fn push(&mut self, chunk: &[u8]) {
+        let chunk = &chunk[chunk.len().saturating_sub(TAIL_BYTES)..];
+        let excess = (self.buf.len() + chunk.len()).saturating_sub(TAIL_BYTES);
+        if excess > 0 {
+            self.buf.drain(..excess.min(self.buf.len()));
         }
+        self.buf.extend_from_slice(chunk);
     }
 
     /// The last `usage` object in the kept bytes, if any.
     pub fn usage(&self) -> Option<Usage> {
-        let mut text = Vec::with_capacity(self.len);
-        for c in &self.chunks {
-            text.extend_from_slice(c);
-        }
-        find_usage(&text)
+        find_usage(&self.buf)
     }
 }
 
@@ -89,7 +79,7 @@ mod tests {
         let sse = b"data: {\"choices\":[],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n";
         let mut tail = Tail::default();
         for part in sse.chunks(7) {
-            tail.push(&Bytes::copy_from_slice(part));
+            tail.push(part);
         }
         assert_eq!(
             tail.usage(),
@@ -105,8 +95,12 @@ mod tests {
     fn keeps_only_the_end() {
         let mut tail = Tail::default();
         for _ in 0..100 {
-            tail.push(&Bytes::from(vec![b'x'; 1000]));
+            tail.push(&[b'x'; 1000]);
         }
-        assert!(tail.len < TAIL_BYTES + 1000);
+        tail.push(br#"{"usage":{"prompt_tokens":1}}"#);
+        assert_eq!(tail.buf.len(), TAIL_BYTES);
+        assert_eq!(tail.usage().unwrap().prompt_tokens, 1);
+        tail.push(&[b'y'; 10_000]);
+        assert_eq!(tail.buf.len(), TAIL_BYTES);
     }
 }
