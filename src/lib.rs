@@ -2,9 +2,10 @@
 //!
 //! Data flows one way: [`config`] (layered, validated [`config::Environment`]) → [`build`] (one
 //! pure builder per Kubernetes object) → [`render`] (deterministic YAML) → [`output`] / [`plan`]
-//! (the only modules that touch `out/`).
+//! (the only modules that touch `out/`); [`apply`] sends the same objects to a cluster.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod build;
 pub mod cmd;
 pub mod config;

@@ -55,12 +55,15 @@ pub fn label_selector(env: &Environment, env_name: &str) -> LabelSelector {
     }
 }
 
-/// Metadata of a namespaced object named after the application: name, namespace, labels.
+/// Metadata of a namespaced object named after the application: name, namespace, labels
+/// (the recommended ones, and membership of the environment's ApplySet).
 pub fn metadata(env: &Environment, env_name: &str) -> ObjectMeta {
+    let mut labels = recommended(env, env_name);
+    labels.insert(super::applyset::PART_OF.into(), super::applyset::id(env));
     ObjectMeta {
         name: Some(env.name.as_str().into()),
         namespace: Some(env.namespace.as_str().into()),
-        labels: Some(recommended(env, env_name)),
+        labels: Some(labels),
         ..Default::default()
     }
 }

@@ -4,6 +4,7 @@
 //! so the rendered YAML is exactly what server-side apply will own. No Secret is ever built:
 //! the Deployment only references Secrets by name and key.
 
+pub mod applyset;
 pub mod config_map;
 pub mod container;
 pub mod deployment;

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand, each with its arguments and `run`.
 
+mod apply;
 mod envs;
 mod plan;
 mod render;
@@ -41,6 +42,20 @@ enum Command {
     Render(render::RenderArgs),
     /// Show what `render` would change in <out>/<env>/, object by object; writes nothing.
     Plan(plan::PlanArgs),
+    /// Apply an environment to the cluster of the current kubeconfig context, with server-side apply.
+    ///
+    /// Builds exactly what `render` writes, then: (1) preflight: every Secret the proxy reads
+    /// must exist in the namespace and hold its key, or nothing is changed; (2) server-side
+    /// apply of every object in render order, field manager `infra`, forced, plus the ApplySet
+    /// parent ConfigMap `applyset-<name>`; (3) prune: objects of our kinds in the namespace that
+    /// carry our labels (app.kubernetes.io/name, instance, managed-by=infra and
+    /// applyset.kubernetes.io/part-of) but left the plan are deleted (never the Namespace);
+    /// (4) wait for the Deployment's rollout. One line per object, then a summary.
+    ///
+    /// The cluster comes from KUBECONFIG (or ~/.kube/config), else the in-cluster service
+    /// account. Exit status: 0 applied (and rolled out), 1 on an invalid environment, a failed
+    /// preflight, an API error, or a rollout that failed or timed out; 2 on a usage error.
+    Apply(apply::ApplyArgs),
     /// List the environments defined in the environments folder.
     Envs,
     /// Print the JSON Schema of environment files (for editor completion and checks).
@@ -65,6 +80,7 @@ impl Cli {
         match self.command {
             Command::Render(args) => args.run(&self.environments, &self.out),
             Command::Plan(args) => args.run(&self.environments, &self.out),
+            Command::Apply(args) => args.run(&self.environments),
             Command::Envs => envs::run(&self.environments),
             Command::Schema => schema::run(),
         }

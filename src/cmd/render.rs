@@ -36,13 +36,22 @@ impl RenderArgs {
 }
 
 impl EnvArgs {
+    /// Loads and validates the environment and builds its objects.
+    pub(super) fn load_and_build(
+        &self,
+        environments: &Path,
+    ) -> anyhow::Result<(crate::config::Environment, Vec<build::Object>)> {
+        let env = self.load(environments)?;
+        let objects = build::objects(&env, &self.env);
+        Ok((env, objects))
+    }
+
     /// Loads the environment and builds its objects, with the provenance for file headers.
     pub(super) fn build(
         &self,
         environments: &Path,
     ) -> anyhow::Result<(Vec<build::Object>, Provenance)> {
-        let env = self.load(environments)?;
-        let objects = build::objects(&env, &self.env);
+        let (_, objects) = self.load_and_build(environments)?;
         let files = ["base".to_owned(), self.env.clone()]
             .iter()
             .map(|stem| {
