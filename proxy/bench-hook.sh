@@ -4,6 +4,8 @@
 # `fake-model` to $UPSTREAM_URL, injecting $API_KEY (read from the environment: KeySource::Env)
 # and accepting $CLIENT_KEY (its SHA-256 in a keys file under a temporary secrets dir).
 # The rate limit is lifted so it never interferes with throughput runs.
+# BENCH_ANONYMOUS=1 switches client authentication off instead: the harness's memory probe
+# (1,000 streams) sends no Authorization header, and would only measure 401s otherwise.
 #
 #   cargo build --release --locked -p ai-api-proxy
 #   cd ../shared/bench && PROXY_PORT=18083 PROXY_NAME=ai-api-proxy \
@@ -24,11 +26,13 @@ DIR="${TMPDIR:-/tmp}/ai-api-proxy-bench-$PROXY_PORT"
 mkdir -p "$DIR/secrets/bench-client-keys"
 printf 'bench:%s\n' "$(printf '%s' "$CLIENT_KEY" | sha256sum | cut -d' ' -f1)" \
   >"$DIR/secrets/bench-client-keys/keys"
+AUTH='{ "api_keys": { "keys": { "secret": { "name": "bench-client-keys", "key": "keys" } } } }'
+if [ "${BENCH_ANONYMOUS:-0}" = 1 ]; then AUTH='"anonymous"'; fi
 cat >"$DIR/proxy.json" <<JSON
 {
   "port": $PROXY_PORT,
   "secrets_dir": "$DIR/secrets",
-  "auth": { "api_keys": { "keys": { "secret": { "name": "bench-client-keys", "key": "keys" } } } },
+  "auth": $AUTH,
   "rate_limit": { "requests_per_second": 1000000, "burst": 1000000 },
   "shutdown": { "grace_delay": "0s", "drain_timeout": "5s" },
   "upstreams": [

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 use crate::state::AppState;
 
 /// Waits for SIGTERM or SIGINT.
@@ -34,9 +32,8 @@ async fn signal() {
     }
 }
 
-/// Resolves when the server should stop accepting connections (after the grace delay);
-/// `drain` is told at that moment so the drain deadline can start.
-pub async fn stop_accepting(state: Arc<AppState>, grace: Duration, drain: oneshot::Sender<()>) {
+/// Resolves when the server should stop accepting connections: SIGTERM, then the grace delay.
+pub async fn stop_accepting(state: Arc<AppState>, grace: Duration) {
     signal().await;
     state.draining.store(true, Ordering::Release);
     tracing::info!(
@@ -45,5 +42,4 @@ pub async fn stop_accepting(state: Arc<AppState>, grace: Duration, drain: onesho
     );
     tokio::time::sleep(grace).await;
     tracing::info!("shutdown: no longer accepting connections; waiting for in-flight requests");
-    let _ = drain.send(());
 }
