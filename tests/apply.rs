@@ -362,6 +362,59 @@ fn prune_deletes_what_left_the_plan_and_never_the_namespace_or_foreign_objects()
 }
 
 #[test]
+fn switching_autoscaling_on_hands_replicas_over_before_letting_go_of_them() {
+    let fake = Fake::start(Rollout::Done).with_secrets();
+    // As left by an apply with autoscaling off: infra owns spec.replicas.
+    fake.put(
+        DEPLOYMENT,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "ai-api-proxy", "namespace": NS, "generation": 4,
+                            "managedFields": [{"manager": "infra", "operation": "Apply",
+                                               "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+                                               "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+               "spec": {"replicas": 3}}),
+    );
+    let o = fake.infra(&["apply", "--env", "production", "--no-wait"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let patches: Vec<Request> = fake
+        .writes()
+        .into_iter()
+        .filter(|r| r.path == DEPLOYMENT)
+        .collect();
+    assert_eq!(patches.len(), 2, "{patches:?}");
+    assert_eq!(
+        patches[0].query.get("fieldManager").map(String::as_str),
+        Some("infra-handover-to-hpa")
+    );
+    assert_eq!(
+        patches[0].body.as_ref().unwrap()["spec"],
+        json!({"replicas": 3})
+    );
+    assert_eq!(
+        patches[1].query.get("fieldManager").map(String::as_str),
+        Some("infra")
+    );
+    assert!(
+        patches[1].body.as_ref().unwrap()["spec"]
+            .get("replicas")
+            .is_none()
+    );
+
+    // Once handed over (infra no longer owns it), nothing more to hand over.
+    fake.clear_requests();
+    assert!(
+        fake.infra(&["apply", "--env", "production", "--no-wait"])
+            .status
+            .success()
+    );
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|r| r.query["fieldManager"] == "infra")
+    );
+}
+
+#[test]
 fn an_applyset_parent_of_another_tool_is_left_alone() {
     let fake = Fake::start(Rollout::Done).with_secrets();
     fake.put(

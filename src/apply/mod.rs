@@ -8,6 +8,7 @@
 //! timeout).
 
 pub mod applyset;
+pub mod handover;
 pub mod preflight;
 pub mod prune;
 pub mod wait;
@@ -202,7 +203,8 @@ pub fn in_order(objects: &[Object]) -> Vec<&Object> {
 /// Why `force`: `infra` is the single owner of every field it sets. Without force, a field
 /// last written by `kubectl edit` or a Helm release would make the apply fail with a
 /// conflict; with it, the field returns to what the environment files say, and ownership
-/// moves to `infra`. Fields `infra` does not set (the HPA's `spec.replicas`) are never taken.
+/// moves to `infra`. Fields `infra` does not set (the HPA's `spec.replicas`) are never taken;
+/// when autoscaling is switched on, `spec.replicas` is first handed over (see [`handover`]).
 pub async fn apply(
     client: &kube::Client,
     objects: &[Object],
@@ -221,6 +223,12 @@ pub async fn apply(
             .get_opt(object.name())
             .await
             .map_err(Error::kube(format!("read {kind} {name}")))?;
+        if let Some(replicas) = before
+            .as_ref()
+            .and_then(|live| handover::replicas_to_hand_over(object, live))
+        {
+            handover::hand_over(&api, object, replicas, dry_run).await?;
+        }
         let after = api
             .patch(object.name(), &params, &Patch::Apply(object))
             .await

@@ -1,0 +1,123 @@
+//! Hand `spec.replicas` over to the HPA when autoscaling is switched on.
+//!
+//! With autoscaling off, `infra` owns the Deployment's `spec.replicas`. When autoscaling is
+//! switched on, the Deployment is applied without it; the API server would then remove the
+//! field `infra` no longer sets, it would default to 1, and the Deployment would scale down to
+//! one pod until the HPA reacts. As the Kubernetes documentation recommends ("transferring
+//! ownership"), a second field manager first applies the current count alone, so the field
+//! survives `infra` letting go of it and the HPA takes it over from there.
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use serde_json::json;
+
+use super::{Error, FIELD_MANAGER, Result};
+use crate::build::Object;
+
+/// The field manager that keeps `spec.replicas` while `infra` lets go of it.
+pub const HANDOVER_MANAGER: &str = "infra-handover-to-hpa";
+
+/// The replica count to hand over: `Some` when `desired` is a Deployment without
+/// `spec.replicas` and `live` is one whose `spec.replicas` our field manager applied.
+pub fn replicas_to_hand_over(desired: &Object, live: &DynamicObject) -> Option<i64> {
+    let Object::Deployment(d) = desired else {
+        return None;
+    };
+    if d.spec.as_ref().and_then(|s| s.replicas).is_some() {
+        return None;
+    }
+    let ours = live.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:spec"))
+                .and_then(|spec| spec.get("f:replicas"))
+                .is_some()
+    });
+    ours.then(|| live.data["spec"]["replicas"].as_i64())
+        .flatten()
+}
+
+/// Applies `spec.replicas: replicas` alone with [`HANDOVER_MANAGER`] (forced: the value is
+/// the live one, so nothing changes but who owns it).
+pub async fn hand_over(
+    api: &Api<DynamicObject>,
+    desired: &Object,
+    replicas: i64,
+    dry_run: bool,
+) -> Result<()> {
+    let patch = json!({
+        "apiVersion": desired.api_version(),
+        "kind": desired.kind(),
+        "metadata": { "name": desired.name(), "namespace": desired.namespace() },
+        "spec": { "replicas": replicas },
+    });
+    let mut params = PatchParams::apply(HANDOVER_MANAGER).force();
+    params.dry_run = dry_run;
+    api.patch(desired.name(), &params, &Patch::Apply(&patch))
+        .await
+        .map_err(Error::kube(format!(
+            "hand spec.replicas of Deployment {}/{} over to the HPA",
+            desired.namespace().unwrap_or_default(),
+            desired.name()
+        )))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+
+    use super::*;
+    use crate::build::{objects, tests::load};
+
+    fn live(manager: &str, fields: serde_json::Value) -> DynamicObject {
+        let mut o: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "ai-api-proxy"}, "spec": {"replicas": 3},
+        }))
+        .unwrap();
+        o.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        }]);
+        o
+    }
+
+    fn deployment(env: &str) -> Object {
+        objects(&load(env), env)
+            .into_iter()
+            .find(|o| o.kind() == "Deployment")
+            .unwrap()
+    }
+
+    #[test]
+    fn replicas_we_applied_are_handed_over_when_autoscaling_takes_them() {
+        let owned = json!({"f:spec": {"f:replicas": {}, "f:template": {}}});
+        // production autoscales: its Deployment has no replicas.
+        assert_eq!(
+            replicas_to_hand_over(&deployment("production"), &live("infra", owned.clone())),
+            Some(3)
+        );
+        // Someone else's replicas, or none of ours: nothing to hand over.
+        assert_eq!(
+            replicas_to_hand_over(&deployment("production"), &live("kubectl", owned.clone())),
+            None
+        );
+        assert_eq!(
+            replicas_to_hand_over(
+                &deployment("production"),
+                &live("infra", json!({"f:spec": {"f:template": {}}}))
+            ),
+            None
+        );
+        // development sets replicas itself: it keeps them.
+        assert_eq!(
+            replicas_to_hand_over(&deployment("development"), &live("infra", owned)),
+            None
+        );
+    }
+}
