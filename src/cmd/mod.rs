@@ -42,7 +42,7 @@ enum Command {
     Render(render::RenderArgs),
     /// Show what `render` would change in <out>/<env>/, object by object; writes nothing.
     Plan(plan::PlanArgs),
-    /// Apply an environment to the cluster of the current kubeconfig context, with server-side apply.
+    /// Apply an environment to the cluster: preflight, server-side apply, prune, rollout wait.
     ///
     /// Builds exactly what `render` writes, then: (1) preflight: every Secret the proxy reads
     /// must exist in the namespace and hold its key, or nothing is changed; (2) server-side
