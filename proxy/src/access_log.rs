@@ -1,19 +1,22 @@
 //! One JSON access-log line per request, written when its body has been sent (or abandoned),
 //! plus the request metrics that need the same facts: status, model, upstream, duration.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::Method;
 use http_body::{Body as _, Frame, SizeHint};
+use pin_project_lite::pin_project;
 use serde::Serialize;
+use tower::{Layer, Service};
 
 use crate::auth::Client;
 use crate::error::ErrorCode;
@@ -22,7 +25,7 @@ use crate::relay::{BoxError, Exchange};
 use crate::state::AppState;
 
 /// The facts of one request, logged when dropped.
-struct Record {
+pub struct Record {
     state: Arc<AppState>,
     start: Instant,
     method: Method,
@@ -115,43 +118,110 @@ struct Line<'a> {
     completion_tokens: Option<u64>,
 }
 
-/// Middleware (inside request-id, outside everything else, so it sees every answer).
-pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if state.is_unauthenticated(request.uri().path()) {
-        return next.run(request).await;
+/// Layer (inside request-id, outside everything else, so it sees every answer, refusals
+/// included).
+#[derive(Clone)]
+pub struct AccessLogLayer(pub Arc<AppState>);
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog {
+            inner,
+            state: self.0.clone(),
+        }
     }
-    state.metrics.in_flight.inc();
-    let mut record = Record {
-        start: Instant::now(),
-        method: request.method().clone(),
-        path: request.uri().path().to_owned(),
-        request_id: request
-            .headers()
-            .get(crate::server::X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_owned(),
-        status: 499,
-        client: None,
-        exchange: None,
-        error: None,
-        bytes: 0,
-        complete: false,
-        state: state.clone(),
-    };
-    let response = next.run(request).await;
-    let (mut parts, body) = response.into_parts();
-    record.status = parts.status.as_u16();
-    record.client = parts.extensions.remove::<Client>();
-    record.exchange = parts.extensions.remove::<Arc<Exchange>>();
-    record.error = parts.extensions.remove::<ErrorCode>().map(|c| c.0);
-    Response::from_parts(
-        parts,
-        Body::new(Logged {
-            inner: body,
-            record,
-        }),
-    )
+}
+
+/// The access-log service.
+#[derive(Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+    state: Arc<AppState>,
+}
+
+impl<S> Service<Request> for AccessLog<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Logging<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // Probes and scrapes are not logged (nor counted as requests).
+        if self.state.is_unauthenticated(request.uri().path()) {
+            return Logging {
+                inner: self.inner.call(request),
+                record: None,
+            };
+        }
+        self.state.metrics.in_flight.inc();
+        let record = Record {
+            start: Instant::now(),
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            request_id: request
+                .headers()
+                .get(crate::server::X_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned(),
+            status: 499,
+            client: None,
+            exchange: None,
+            error: None,
+            bytes: 0,
+            complete: false,
+            state: self.state.clone(),
+        };
+        Logging {
+            inner: self.inner.call(request),
+            record: Some(record),
+        }
+    }
+}
+
+pin_project! {
+    /// The inner answer; when it is ready, its body is wrapped to log on completion. If this
+    /// future is dropped first (client gone), the record logs status 499 on drop.
+    pub struct Logging<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+}
+
+impl<F> Future for Logging<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        let Some(mut record) = this.record.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let (mut parts, body) = response.into_parts();
+        record.status = parts.status.as_u16();
+        record.client = parts.extensions.remove::<Client>();
+        record.exchange = parts.extensions.remove::<Arc<Exchange>>();
+        record.error = parts.extensions.remove::<ErrorCode>().map(|c| c.0);
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            Body::new(Logged {
+                inner: body,
+                record,
+            }),
+        )))
+    }
 }
 
 /// The response body, counting bytes; its drop writes the log line.

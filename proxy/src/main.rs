@@ -7,6 +7,7 @@ mod auth;
 mod breaker;
 mod error;
 mod forward;
+mod guard;
 mod logsink;
 mod metrics;
 mod ratelimit;

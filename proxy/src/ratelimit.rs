@@ -6,15 +6,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_api_proxy_config::RateLimit;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use tower::{Layer, Service};
 
 use crate::auth::Client;
 use crate::error::ProxyError;
+use crate::guard::Guarded;
 use crate::state::AppState;
 
 /// A keyed token bucket: `requests_per_second` sustained, `burst` at most at once.
@@ -46,15 +50,50 @@ impl Limiter {
     }
 }
 
-/// Middleware (after authentication, which tells who the client is).
-pub async fn layer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if let Some(client) = request.extensions().get::<Client>()
-        && let Err(wait) = state.limiter.check(client)
-    {
-        state.metrics.rate_limited.inc();
-        return ProxyError::RateLimited(wait).into_response();
+/// Layer (after authentication, which tells who the client is): refuses over-limit clients
+/// before routing, so a flood never reaches an upstream.
+#[derive(Clone)]
+pub struct RateLimitLayer(pub Arc<AppState>);
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimited<S>;
+
+    fn layer(&self, inner: S) -> RateLimited<S> {
+        RateLimited {
+            inner,
+            state: self.0.clone(),
+        }
     }
-    next.run(request).await
+}
+
+/// The rate-limiting service.
+#[derive(Clone)]
+pub struct RateLimited<S> {
+    inner: S,
+    state: Arc<AppState>,
+}
+
+impl<S> Service<Request> for RateLimited<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Guarded<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(client) = request.extensions().get::<Client>()
+            && let Err(wait) = self.state.limiter.check(client)
+        {
+            self.state.metrics.rate_limited.inc();
+            return Guarded::refuse(ProxyError::RateLimited(wait).into_response());
+        }
+        Guarded::pass(self.inner.call(request), None)
+    }
 }
 
 /// Background task: periodically drop idle buckets.

@@ -9,7 +9,6 @@ use ai_api_proxy_config::Cors;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::header::{self, HeaderName, HeaderValue};
@@ -71,13 +70,13 @@ pub fn app(state: Arc<AppState>, cors: &Cors) -> Result<Router, StartError> {
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeId))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         // Sees the final status of every request (rate-limited and unauthenticated too).
-        .layer(from_fn_with_state(state.clone(), access_log::layer))
+        .layer(access_log::AccessLogLayer(state.clone()))
         // Before authentication: browsers send preflights without credentials.
         .option_layer(cors_layer(cors)?)
         // Nothing past this point runs for an unknown client.
-        .layer(from_fn_with_state(state.clone(), auth::layer))
+        .layer(auth::AuthLayer(state.clone()))
         // Needs the client identity; before routing so a flood never reaches upstreams.
-        .layer(from_fn_with_state(state.clone(), ratelimit::layer));
+        .layer(ratelimit::RateLimitLayer(state.clone()));
     Ok(api.layer(stack).with_state(state))
 }
 
