@@ -45,7 +45,8 @@ impl Drop for Record {
         let elapsed = self.start.elapsed();
         let m = &self.state.metrics;
         m.in_flight.dec();
-        let dash: Arc<str> = Arc::from("-");
+        static DASH: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
+        let dash = DASH.clone();
         let (model, upstream) = self.exchange.as_ref().map_or((dash.clone(), dash), |e| {
             (e.model.clone(), e.upstream.clone())
         });

@@ -32,8 +32,9 @@ async fn read_body(mut body: Body, headers: &http::HeaderMap, max: u64) -> Resul
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut buf =
-        BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0).min(max)).unwrap_or(0));
+    // Most bodies arrive as one chunk: keep it as it is, copy only when there are more.
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
     let mut total = 0u64;
     if declared.is_none_or(|n| n <= max) {
         while let Some(frame) = body.frame().await {
@@ -46,11 +47,19 @@ async fn read_body(mut body: Body, headers: &http::HeaderMap, max: u64) -> Resul
                 if total > max {
                     break;
                 }
-                buf.extend_from_slice(&data);
+                match first.take() {
+                    None if rest.is_empty() => first = Some(data),
+                    None => rest.extend_from_slice(&data),
+                    Some(head) => {
+                        rest.reserve(head.len() + data.len());
+                        rest.extend_from_slice(&head);
+                        rest.extend_from_slice(&data);
+                    }
+                }
             }
         }
         if total <= max {
-            return Ok(buf.freeze());
+            return Ok(first.unwrap_or_else(|| rest.freeze()));
         }
     }
     let cap = max.saturating_mul(4);

@@ -43,7 +43,8 @@ pub struct Relay {
     sse: bool,
     idle: Duration,
     deadline: Instant,
-    timer: Pin<Box<Sleep>>,
+    /// Made on the first wait only: most non-streamed answers never need one.
+    timer: Option<Pin<Box<Sleep>>>,
     tail: Tail,
     exchange: Arc<Exchange>,
     state: Arc<AppState>,
@@ -60,16 +61,13 @@ impl Relay {
         exchange: Arc<Exchange>,
         state: Arc<AppState>,
     ) -> Self {
-        let timer = Box::pin(tokio::time::sleep_until(
-            deadline.min(Instant::now() + idle),
-        ));
         Self {
             first,
             inner: Some(inner),
             sse,
             idle,
             deadline,
-            timer,
+            timer: None,
             tail: Tail::default(),
             exchange,
             state,
@@ -77,8 +75,10 @@ impl Relay {
     }
 
     fn rearm(&mut self) {
-        let next = self.deadline.min(Instant::now() + self.idle);
-        self.timer.as_mut().reset(next);
+        if let Some(timer) = self.timer.as_mut() {
+            let next = self.deadline.min(Instant::now() + self.idle);
+            timer.as_mut().reset(next);
+        }
     }
 
     fn finish(&mut self) {
@@ -182,7 +182,13 @@ impl Body for Relay {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                ready!(this.timer.as_mut().poll(cx));
+                let (deadline, idle) = (this.deadline, this.idle);
+                let timer = this.timer.get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep_until(
+                        deadline.min(Instant::now() + idle),
+                    ))
+                });
+                ready!(timer.as_mut().poll(cx));
                 if Instant::now() >= this.deadline {
                     this.fail("total_timeout")
                 } else {
