@@ -155,9 +155,13 @@ pub async fn forward(
                             state, up, response, first, ttfb, attempts, deadline, out.model,
                         );
                     }
-                    if status != StatusCode::TOO_MANY_REQUESTS {
-                        note_breaker(state, up, up.breaker.on_failure());
-                    }
+                    // A 429 is an answer from a working upstream, not a failure.
+                    let change = if status == StatusCode::TOO_MANY_REQUESTS {
+                        up.breaker.on_success()
+                    } else {
+                        up.breaker.on_failure()
+                    };
+                    note_breaker(state, up, change);
                     Failure::Answer(up.clone(), response, ttfb)
                 }
                 Ok(Err(SendError::Connect)) => {

@@ -190,3 +190,31 @@ async fn all_breakers_open_is_503_with_retry_after() {
     assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert!(b.contains(r#""code":"upstream_unavailable""#), "{b}");
 }
+
+#[tokio::test]
+async fn an_upstream_429_is_an_answer_not_a_failure() {
+    let busy = Fake::start().await;
+    // 500, 429, 500, 429: no two failures in a row, because a 429 proves the upstream works.
+    busy.ctl.script([
+        Behaviour::Status(500, None),
+        Behaviour::Status(429, Some(0)),
+        Behaviour::Status(500, None),
+        Behaviour::Status(429, Some(0)),
+    ]);
+    let mut c = config(&[("busy", busy.base_url())], &[("m", &["busy"])]);
+    c.retry.max_attempts = 1;
+    c.circuit_breaker.failure_threshold = 2;
+    c.circuit_breaker.open_for = D::from_secs(30);
+    let proxy = Proxy::start(c);
+
+    for want in [500, 429, 500, 429, 200] {
+        assert_eq!(chat(&proxy).await.0, want);
+    }
+    assert_eq!(
+        busy.ctl.count(),
+        5,
+        "every request still reached the upstream"
+    );
+    let gauge = r#"ai_proxy_circuit_breaker_state{upstream="busy"}"#;
+    assert_eq!(proxy.metric(gauge).await, 0.0, "still closed");
+}
