@@ -7,17 +7,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum::extract::{ConnectInfo, Request};
-use axum::response::{IntoResponse, Response};
 use http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
-use tower::{Layer, Service};
 
 use crate::error::ProxyError;
-use crate::guard::Guarded;
+use crate::guard::Check;
 use crate::settings::StartError;
 use crate::state::AppState;
 
@@ -138,52 +133,19 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Layer: every route needs a known client unless its path is on the explicit
+/// Guard: every route needs a known client unless its path is on the explicit
 /// unauthenticated list (health, readiness, metrics), so a new route cannot skip it by accident.
 #[derive(Clone)]
-pub struct AuthLayer(pub Arc<AppState>);
+pub struct Authenticate(pub Arc<AppState>);
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth {
-            inner,
-            state: self.0.clone(),
+impl Check for Authenticate {
+    fn check(&self, request: &mut Request) -> Result<Option<Client>, ProxyError> {
+        if self.0.is_unauthenticated(request.uri().path()) {
+            return Ok(None);
         }
-    }
-}
-
-/// The authentication service.
-#[derive(Clone)]
-pub struct Auth<S> {
-    inner: S,
-    state: Arc<AppState>,
-}
-
-impl<S> Service<Request> for Auth<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Guarded<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        if self.state.is_unauthenticated(request.uri().path()) {
-            return Guarded::pass(self.inner.call(request), None);
-        }
-        match self.state.auth.authenticate(&request) {
-            Ok(client) => {
-                request.extensions_mut().insert(client.clone());
-                Guarded::pass(self.inner.call(request), Some(client))
-            }
-            Err(e) => Guarded::refuse(e.into_response()),
-        }
+        let client = self.0.auth.authenticate(request)?;
+        request.extensions_mut().insert(client.clone());
+        Ok(Some(client))
     }
 }
 

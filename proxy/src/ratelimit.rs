@@ -6,19 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ai_api_proxy_config::RateLimit;
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use tower::{Layer, Service};
 
 use crate::auth::Client;
 use crate::error::ProxyError;
-use crate::guard::Guarded;
+use crate::guard::Check;
 use crate::state::AppState;
 
 /// A keyed token bucket: `requests_per_second` sustained, `burst` at most at once.
@@ -50,49 +45,20 @@ impl Limiter {
     }
 }
 
-/// Layer (after authentication, which tells who the client is): refuses over-limit clients
+/// Guard (after authentication, which tells who the client is): refuses over-limit clients
 /// before routing, so a flood never reaches an upstream.
 #[derive(Clone)]
-pub struct RateLimitLayer(pub Arc<AppState>);
+pub struct Throttle(pub Arc<AppState>);
 
-impl<S> Layer<S> for RateLimitLayer {
-    type Service = RateLimited<S>;
-
-    fn layer(&self, inner: S) -> RateLimited<S> {
-        RateLimited {
-            inner,
-            state: self.0.clone(),
-        }
-    }
-}
-
-/// The rate-limiting service.
-#[derive(Clone)]
-pub struct RateLimited<S> {
-    inner: S,
-    state: Arc<AppState>,
-}
-
-impl<S> Service<Request> for RateLimited<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Guarded<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Check for Throttle {
+    fn check(&self, request: &mut Request) -> Result<Option<Client>, ProxyError> {
         if let Some(client) = request.extensions().get::<Client>()
-            && let Err(wait) = self.state.limiter.check(client)
+            && let Err(wait) = self.0.limiter.check(client)
         {
-            self.state.metrics.rate_limited.inc();
-            return Guarded::refuse(ProxyError::RateLimited(wait).into_response());
+            self.0.metrics.rate_limited.inc();
+            return Err(ProxyError::RateLimited(wait));
         }
-        Guarded::pass(self.inner.call(request), None)
+        Ok(None)
     }
 }
 

@@ -19,6 +19,7 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
+use crate::guard::GuardLayer;
 use crate::settings::StartError;
 use crate::state::AppState;
 use crate::{access_log, api, auth, ratelimit};
@@ -74,9 +75,9 @@ pub fn app(state: Arc<AppState>, cors: &Cors) -> Result<Router, StartError> {
         // Before authentication: browsers send preflights without credentials.
         .option_layer(cors_layer(cors)?)
         // Nothing past this point runs for an unknown client.
-        .layer(auth::AuthLayer(state.clone()))
+        .layer(GuardLayer(auth::Authenticate(state.clone())))
         // Needs the client identity; before routing so a flood never reaches upstreams.
-        .layer(ratelimit::RateLimitLayer(state.clone()));
+        .layer(GuardLayer(ratelimit::Throttle(state.clone())));
     Ok(api.layer(stack).with_state(state))
 }
 
