@@ -8,6 +8,7 @@
     reason = "test code: a broken fixture stops the test loudly"
 )]
 mod fake_api;
+mod sandbox;
 
 use std::fs;
 use std::process::{Command, Output};
@@ -482,7 +483,7 @@ fn an_unreachable_api_server_is_an_error_naming_the_request() {
         .unwrap()
         .port();
     fs::write(
-        fake.dir.join("kubeconfig"),
+        fake.sandbox.root().join("kubeconfig"),
         format!(
             "apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters:\n- name: x\n  cluster:\n    server: http://127.0.0.1:{port}\n\
              contexts:\n- name: x\n  context:\n    cluster: x\n    user: x\nusers:\n- name: x\n  user: {{}}\n"

@@ -7,62 +7,25 @@
 )]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// A scratch folder holding a copy of `environments/`, removed on drop.
-struct Scratch(PathBuf);
+mod sandbox;
 
-impl Scratch {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "infra-cli-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let envs = dir.join("environments");
-        fs::create_dir_all(&envs).unwrap();
-        for entry in
-            fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("environments")).unwrap()
-        {
-            let path = entry.unwrap().path();
-            fs::copy(&path, envs.join(path.file_name().unwrap())).unwrap();
-        }
-        Self(dir)
+use sandbox::Sandbox;
+
+impl Sandbox {
+    fn run(&self, args: &[&str]) -> Output {
+        self.infra().args(args).output().unwrap()
     }
 
-    fn infra(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("INFRA_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.current_dir(&self.0)
-            .env("NO_COLOR", "1")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.0.join("environments").join(file);
-        let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{file} does not contain {from:?}");
-        fs::write(&path, text.replacen(from, to, 1)).unwrap();
-    }
-
-    fn out(&self, env: &str) -> PathBuf {
-        self.0.join("out").join(env)
+    fn env_out(&self, env: &str) -> PathBuf {
+        self.out().join(env)
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+fn scratch() -> Sandbox {
+    Sandbox::new("cli")
 }
 
 fn stdout(o: &Output) -> String {
@@ -75,10 +38,10 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn render_writes_one_file_per_object_and_a_kustomization() {
-    let s = Scratch::new();
-    let o = s.infra(&["render", "--env", "production"]);
+    let s = scratch();
+    let o = s.run(&["render", "--env", "production"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut names: Vec<String> = fs::read_dir(s.out("production"))
+    let mut names: Vec<String> = fs::read_dir(s.env_out("production"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -92,7 +55,8 @@ fn render_writes_one_file_per_object_and_a_kustomization() {
         names.contains(&"networkpolicy-ai-api-proxy.yaml".to_owned()),
         "{names:?}"
     );
-    let kustomization = fs::read_to_string(s.out("production").join("kustomization.yaml")).unwrap();
+    let kustomization =
+        fs::read_to_string(s.env_out("production").join("kustomization.yaml")).unwrap();
     for name in names.iter().filter(|n| *n != "kustomization.yaml") {
         assert!(
             kustomization.contains(&format!("- {name}\n")),
@@ -104,31 +68,31 @@ fn render_writes_one_file_per_object_and_a_kustomization() {
 
 #[test]
 fn render_is_byte_identical_and_removes_stale_files() {
-    let s = Scratch::new();
-    assert!(s.infra(&["render", "--env", "staging"]).status.success());
-    let first = infra::output::read(&s.out("staging")).unwrap();
-    fs::write(s.out("staging").join("stale.yaml"), "kind: Leftover\n").unwrap();
-    assert!(s.infra(&["render", "--env", "staging"]).status.success());
-    assert_eq!(infra::output::read(&s.out("staging")).unwrap(), first);
+    let s = scratch();
+    assert!(s.run(&["render", "--env", "staging"]).status.success());
+    let first = infra::output::read(&s.env_out("staging")).unwrap();
+    fs::write(s.env_out("staging").join("stale.yaml"), "kind: Leftover\n").unwrap();
+    assert!(s.run(&["render", "--env", "staging"]).status.success());
+    assert_eq!(infra::output::read(&s.env_out("staging")).unwrap(), first);
 }
 
 #[test]
 fn plan_reports_create_update_delete_and_check_fails_when_stale() {
-    let s = Scratch::new();
-    let o = s.infra(&["plan", "--env", "production"]);
+    let s = scratch();
+    let o = s.run(&["plan", "--env", "production"]);
     assert!(o.status.success());
     assert!(
         stdout(&o).contains("+ create     deployment-ai-api-proxy.yaml"),
         "{}",
         stdout(&o)
     );
-    let check = s.infra(&["plan", "--env", "production", "--check"]);
+    let check = s.run(&["plan", "--env", "production", "--check"]);
     assert_eq!(check.status.code(), Some(1));
     assert!(stderr(&check).contains("is stale: run `infra render --env production`"));
-    assert!(!s.out("production").exists(), "plan must not write");
+    assert!(!s.env_out("production").exists(), "plan must not write");
 
-    assert!(s.infra(&["render", "--env", "production"]).status.success());
-    let o = s.infra(&["plan", "--env", "production", "--check"]);
+    assert!(s.run(&["render", "--env", "production"]).status.success());
+    let o = s.run(&["plan", "--env", "production", "--check"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(
         stdout(&o).contains("0 to create, 0 to update, 0 to delete"),
@@ -137,8 +101,8 @@ fn plan_reports_create_update_delete_and_check_fails_when_stale() {
     );
 
     s.edit("production.toml", "max_replicas = 10", "max_replicas = 12");
-    fs::write(s.out("production").join("stale.yaml"), "x: 1\n").unwrap();
-    let o = s.infra(&["plan", "--env", "production"]);
+    fs::write(s.env_out("production").join("stale.yaml"), "x: 1\n").unwrap();
+    let o = s.run(&["plan", "--env", "production"]);
     let text = stdout(&o);
     assert!(
         text.contains("~ update     horizontalpodautoscaler-ai-api-proxy.yaml"),
@@ -157,17 +121,17 @@ fn plan_reports_create_update_delete_and_check_fails_when_stale() {
 
 #[test]
 fn plan_colours_only_when_asked() {
-    let s = Scratch::new();
-    let plain = s.infra(&["plan", "--env", "development"]);
+    let s = scratch();
+    let plain = s.run(&["plan", "--env", "development"]);
     assert!(!stdout(&plain).contains('\x1b'));
-    let coloured = s.infra(&["plan", "--env", "development", "--color", "always"]);
+    let coloured = s.run(&["plan", "--env", "development", "--color", "always"]);
     assert!(stdout(&coloured).contains("\x1b[32m+ create"));
 }
 
 #[test]
 fn set_and_variables_override_the_files_and_are_named_in_the_header() {
-    let s = Scratch::new();
-    let o = s.infra(&[
+    let s = scratch();
+    let o = s.run(&[
         "render",
         "--env",
         "production",
@@ -182,10 +146,10 @@ fn set_and_variables_override_the_files_and_are_named_in_the_header() {
         text.contains("# Overrides: --set autoscaling.max_replicas."),
         "{text}"
     );
-    assert!(!s.0.join("out").exists(), "--stdout writes no files");
+    assert!(!s.out().exists(), "--stdout writes no files");
 
     let o = Command::new(env!("CARGO_BIN_EXE_infra"))
-        .current_dir(&s.0)
+        .current_dir(s.root())
         .env("INFRA_AUTOSCALING__MAX_REPLICAS", "8")
         .args(["render", "--env", "production", "--stdout"])
         .output()
@@ -193,7 +157,7 @@ fn set_and_variables_override_the_files_and_are_named_in_the_header() {
     assert!(stdout(&o).contains("maxReplicas: 8"), "{}", stderr(&o));
     // --set wins over the variable
     let o = Command::new(env!("CARGO_BIN_EXE_infra"))
-        .current_dir(&s.0)
+        .current_dir(s.root())
         .env("INFRA_AUTOSCALING__MAX_REPLICAS", "8")
         .args([
             "render",
@@ -210,26 +174,26 @@ fn set_and_variables_override_the_files_and_are_named_in_the_header() {
 
 #[test]
 fn stdout_stream_has_one_document_per_object() {
-    let s = Scratch::new();
-    let o = s.infra(&["render", "--env", "production", "--stdout"]);
+    let s = scratch();
+    let o = s.run(&["render", "--env", "production", "--stdout"]);
     let text = stdout(&o);
     let docs = text.matches("\n---\n").count() + usize::from(text.starts_with("---\n"));
-    assert!(s.infra(&["render", "--env", "production"]).status.success());
-    let files = fs::read_dir(s.out("production")).unwrap().count() - 1;
+    assert!(s.run(&["render", "--env", "production"]).status.success());
+    let files = fs::read_dir(s.env_out("production")).unwrap().count() - 1;
     assert_eq!(docs, files, "{text}");
 }
 
 #[test]
 fn envs_lists_the_environment_files() {
-    let s = Scratch::new();
-    let o = s.infra(&["envs"]);
+    let s = scratch();
+    let o = s.run(&["envs"]);
     assert_eq!(stdout(&o), "development\nproduction\nstaging\n");
 }
 
 #[test]
 fn schema_describes_the_environment_file() {
-    let s = Scratch::new();
-    let o = s.infra(&["schema"]);
+    let s = scratch();
+    let o = s.run(&["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(schema["title"], "Environment");
     assert_eq!(
@@ -243,7 +207,7 @@ fn schema_describes_the_environment_file() {
 
 #[test]
 fn every_command_has_complete_help() {
-    let s = Scratch::new();
+    let s = scratch();
     for args in [
         vec!["--help"],
         vec!["render", "--help"],
@@ -251,11 +215,11 @@ fn every_command_has_complete_help() {
         vec!["envs", "--help"],
         vec!["schema", "--help"],
     ] {
-        let o = s.infra(&args);
+        let o = s.run(&args);
         assert!(o.status.success());
         assert!(stdout(&o).contains("Usage: infra"), "{args:?}");
     }
-    let plan = stdout(&s.infra(&["plan", "--help"]));
+    let plan = stdout(&s.run(&["plan", "--help"]));
     for flag in [
         "--env",
         "--set",

@@ -5,9 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +15,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+
+use crate::sandbox::Sandbox;
 
 pub const NS: &str = "ai-services";
 pub const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ai-services/deployments/ai-api-proxy";
@@ -61,12 +61,11 @@ type Shared = Arc<Mutex<Cluster>>;
 /// The stand-in API server and a scratch folder with a kubeconfig and a copy of environments/.
 pub struct Fake {
     state: Shared,
-    pub dir: PathBuf,
+    pub sandbox: Sandbox,
 }
 
 impl Fake {
     pub fn start(rollout: Rollout) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
         let state = Arc::new(Mutex::new(Cluster {
             objects: BTreeMap::new(),
             requests: Vec::new(),
@@ -88,21 +87,9 @@ impl Fake {
             });
         });
 
-        let dir = std::env::temp_dir().join(format!(
-            "infra-apply-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let envs = dir.join("environments");
-        fs::create_dir_all(&envs).unwrap();
-        for entry in
-            fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("environments")).unwrap()
-        {
-            let path = entry.unwrap().path();
-            fs::copy(&path, envs.join(path.file_name().unwrap())).unwrap();
-        }
+        let sandbox = Sandbox::new("apply");
         fs::write(
-            dir.join("kubeconfig"),
+            sandbox.root().join("kubeconfig"),
             format!(
                 "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
                  clusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{port}\n\
@@ -111,7 +98,7 @@ impl Fake {
             ),
         )
         .unwrap();
-        Self { state, dir }
+        Self { state, sandbox }
     }
 
     /// The namespace and both Secrets the proxy reads, each with its key.
@@ -175,17 +162,10 @@ impl Fake {
 
     /// Runs `infra` with the scratch kubeconfig; a hung process is killed after a minute.
     pub fn infra(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infra"));
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("INFRA_") || k.starts_with("KUBERNETES_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .current_dir(&self.dir)
-            .env("KUBECONFIG", self.dir.join("kubeconfig"))
-            .env("NO_COLOR", "1")
+        let mut child = self
+            .sandbox
+            .infra()
+            .env("KUBECONFIG", self.sandbox.root().join("kubeconfig"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -208,7 +188,7 @@ impl Fake {
         args.extend(sets);
         let o = self.infra(&args);
         assert!(o.status.success(), "{}", stderr(&o));
-        let out = self.dir.join("out").join(env);
+        let out = self.sandbox.out().join(env);
         let kustomization: Value =
             serde_yaml::from_str(&fs::read_to_string(out.join("kustomization.yaml")).unwrap())
                 .unwrap();
@@ -221,12 +201,6 @@ impl Fake {
                 serde_yaml::from_str(&text).unwrap()
             })
             .collect()
-    }
-}
-
-impl Drop for Fake {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
