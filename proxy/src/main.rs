@@ -50,12 +50,9 @@ fn main() -> std::process::ExitCode {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stdout)
         .init();
-    let threads = std::env::var("AI_PROXY_WORKERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
+    // This thread only watches signals and runs the housekeeping tasks; requests are served
+    // by the per-core workers of `runtime::serve`, each on a runtime of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
     let result = runtime
