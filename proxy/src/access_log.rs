@@ -13,6 +13,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::Method;
+use http::header::HeaderName;
 use http_body::{Body as _, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde::Serialize;
@@ -23,6 +24,9 @@ use crate::error::ErrorCode;
 use crate::metrics::{ModelLabels, RequestLabels};
 use crate::relay::{BoxError, Exchange};
 use crate::state::AppState;
+
+/// The request id header, taken from the client or made, returned, and logged.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The facts of one request, logged when dropped.
 pub struct Record {
@@ -169,7 +173,7 @@ where
             path: request.uri().path().to_owned(),
             request_id: request
                 .headers()
-                .get(crate::server::X_REQUEST_ID)
+                .get(X_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-")
                 .to_owned(),

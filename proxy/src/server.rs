@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::{Method, StatusCode};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -19,13 +19,11 @@ use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
+use crate::access_log::X_REQUEST_ID;
 use crate::guard::GuardLayer;
 use crate::settings::StartError;
 use crate::state::AppState;
 use crate::{access_log, api, auth, ratelimit};
-
-/// The request id header, taken from the client or made, and returned.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Makes request ids: 128 random bits in hex.
 #[derive(Clone, Copy, Debug)]
