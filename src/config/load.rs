@@ -146,10 +146,14 @@ pub fn load(layers: &Layers) -> Result<Environment, ConfigError> {
         .map_err(|e| invalid(e.into_iter().map(|e| diagnose(&figment, e)).collect()))?;
     let problems: Vec<Diagnostic> = validate::check(&env)
         .into_iter()
-        .map(|p| Diagnostic {
-            origin: origin_of(&figment, &p.path),
-            path: p.path,
-            message: p.message,
+        .map(|p| {
+            let origin = origin_of(&figment, &p.path);
+            let message = name_other_origins(&figment, &origin, p.message);
+            Diagnostic {
+                origin,
+                path: p.path,
+                message,
+            }
         })
         .collect();
     if problems.is_empty() {
@@ -231,6 +235,32 @@ fn origin_of(figment: &Figment, path: &str) -> String {
             None => return "(no layer sets it)".into(),
         }
     }
+}
+
+/// A rule that compares two keys (max ≥ min, request ≤ limit, one timeout within another)
+/// quotes the other key's path in its message; when a different layer set that key, say
+/// which, so the user finds both values.
+fn name_other_origins(figment: &Figment, origin: &str, mut message: String) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let is_key_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    for token in message.split(|c: char| !is_key_char(c)) {
+        let token = token.trim_matches('.');
+        if !token.contains('.') || seen.contains(&token) {
+            continue;
+        }
+        seen.push(token);
+        if let Some(md) = figment.find_metadata(token) {
+            let other = origin_name(Some(md), token);
+            if other != origin {
+                notes.push(format!("`{token}` comes from {other}"));
+            }
+        }
+    }
+    for note in notes {
+        message = format!("{message}; {note}");
+    }
+    message
 }
 
 fn diagnose(figment: &Figment, e: figment::Error) -> Diagnostic {
@@ -362,6 +392,25 @@ mod tests {
             env: env.into(),
             sets: sets.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_rule_comparing_two_keys_names_where_each_was_set() {
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load(&layers("production", &["autoscaling.min_replicas=12"]))
+        else {
+            panic!("min 12 > max 10 must be refused");
+        };
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(
+                |t| t.contains("production.toml: autoscaling.max_replicas: got 10")
+                    && t.ends_with(
+                        "; `autoscaling.min_replicas` comes from --set autoscaling.min_replicas"
+                    )
+            ),
+            "{text:#?}"
+        );
     }
 
     #[test]
