@@ -24,10 +24,6 @@ impl Sandbox {
     }
 }
 
-fn scratch() -> Sandbox {
-    Sandbox::new("cli")
-}
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -38,7 +34,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn render_writes_one_file_per_object_and_a_kustomization() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&["render", "--env", "production"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let mut names: Vec<String> = fs::read_dir(s.env_out("production"))
@@ -68,7 +64,7 @@ fn render_writes_one_file_per_object_and_a_kustomization() {
 
 #[test]
 fn render_is_byte_identical_and_removes_stale_files() {
-    let s = scratch();
+    let s = Sandbox::new();
     assert!(s.run(&["render", "--env", "staging"]).status.success());
     let first = infra::output::read(&s.env_out("staging")).unwrap();
     fs::write(s.env_out("staging").join("stale.yaml"), "kind: Leftover\n").unwrap();
@@ -78,7 +74,7 @@ fn render_is_byte_identical_and_removes_stale_files() {
 
 #[test]
 fn plan_reports_create_update_delete_and_check_fails_when_stale() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&["plan", "--env", "production"]);
     assert!(o.status.success());
     assert!(
@@ -121,7 +117,7 @@ fn plan_reports_create_update_delete_and_check_fails_when_stale() {
 
 #[test]
 fn plan_colours_only_when_asked() {
-    let s = scratch();
+    let s = Sandbox::new();
     let plain = s.run(&["plan", "--env", "development"]);
     assert!(!stdout(&plain).contains('\x1b'));
     let coloured = s.run(&["plan", "--env", "development", "--color", "always"]);
@@ -130,7 +126,7 @@ fn plan_colours_only_when_asked() {
 
 #[test]
 fn set_and_variables_override_the_files_and_are_named_in_the_header() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&[
         "render",
         "--env",
@@ -174,7 +170,7 @@ fn set_and_variables_override_the_files_and_are_named_in_the_header() {
 
 #[test]
 fn stdout_stream_has_one_document_per_object() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&["render", "--env", "production", "--stdout"]);
     let text = stdout(&o);
     let docs = text.matches("\n---\n").count() + usize::from(text.starts_with("---\n"));
@@ -185,14 +181,14 @@ fn stdout_stream_has_one_document_per_object() {
 
 #[test]
 fn envs_lists_the_environment_files() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&["envs"]);
     assert_eq!(stdout(&o), "development\nproduction\nstaging\n");
 }
 
 #[test]
 fn schema_describes_the_environment_file() {
-    let s = scratch();
+    let s = Sandbox::new();
     let o = s.run(&["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(schema["title"], "Environment");
@@ -207,7 +203,7 @@ fn schema_describes_the_environment_file() {
 
 #[test]
 fn every_command_has_complete_help() {
-    let s = scratch();
+    let s = Sandbox::new();
     for args in [
         vec!["--help"],
         vec!["render", "--help"],

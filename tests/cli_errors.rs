@@ -61,7 +61,7 @@ fn assert_says(stderr: &str, facts: &[&str]) {
 
 #[test]
 fn the_untouched_copy_renders() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let out = s.run(&[], &["render", "--env", "production"]);
     assert!(
         out.status.success(),
@@ -78,7 +78,7 @@ fn the_untouched_copy_renders() {
 
 #[test]
 fn unknown_env_lists_the_available_ones() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.fails(&[], &["render", "--env", "prod"]);
     assert_says(
         &err,
@@ -88,7 +88,7 @@ fn unknown_env_lists_the_available_ones() {
 
 #[test]
 fn toml_syntax_error_names_file_and_line() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let line = s.edit("production.toml", "[topology_spread]", "[topology_spread");
     let err = s.render_fails(&[]);
     assert_says(
@@ -99,7 +99,7 @@ fn toml_syntax_error_names_file_and_line() {
 
 #[test]
 fn typo_key_suggests_the_nearest() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "max_replicas = 10", "max_replica = 10");
     let err = s.render_fails(&[]);
     assert_says(
@@ -114,7 +114,7 @@ fn typo_key_suggests_the_nearest() {
 
 #[test]
 fn missing_key_names_where_it_belongs() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "base.toml",
         "ingress_controller_namespace = \"ingress-nginx\"\n",
@@ -133,7 +133,7 @@ fn missing_key_names_where_it_belongs() {
 
 #[test]
 fn unknown_enum_value_suggests_the_nearest() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "pull_policy = \"IfNotPresent\"",
@@ -153,7 +153,7 @@ fn unknown_enum_value_suggests_the_nearest() {
 
 #[test]
 fn wrong_type_says_what_was_expected() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "max_skew = 1", "max_skew = \"one\"");
     let err = s.render_fails(&[]);
     assert_says(
@@ -169,7 +169,7 @@ fn wrong_type_says_what_was_expected() {
 
 #[test]
 fn bad_quantity() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "requests = { cpu = \"250m\"",
@@ -189,7 +189,7 @@ fn bad_quantity() {
 
 #[test]
 fn bad_dns_label() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "namespace = \"ai-services\"",
@@ -209,7 +209,7 @@ fn bad_dns_label() {
 
 #[test]
 fn bad_host() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "host = \"api.ai.example.com\"",
@@ -229,7 +229,7 @@ fn bad_host() {
 
 #[test]
 fn port_out_of_range() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.append("production.toml", "[service]\nport = 70000");
     let err = s.render_fails(&[]);
     assert_says(
@@ -240,7 +240,7 @@ fn port_out_of_range() {
 
 #[test]
 fn duration_without_unit() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "period = \"15s\"", "period = \"15\"");
     let err = s.render_fails(&[]);
     assert_says(
@@ -256,7 +256,7 @@ fn duration_without_unit() {
 
 #[test]
 fn request_above_limit() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "requests = { cpu = \"250m\"",
@@ -277,7 +277,7 @@ fn request_above_limit() {
 
 #[test]
 fn min_replicas_above_max() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "min_replicas = 2", "min_replicas = 20");
     let err = s.render_fails(&[]);
     assert_says(
@@ -293,7 +293,7 @@ fn min_replicas_above_max() {
 
 #[test]
 fn pdb_blocking_every_drain() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "disruption_budget.max_unavailable=0"]);
     assert_says(
         &err,
@@ -308,7 +308,7 @@ fn pdb_blocking_every_drain() {
 
 #[test]
 fn tls_host_not_served_by_any_rule() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "hosts = [\"api.ai.example.com\"]",
@@ -328,7 +328,7 @@ fn tls_host_not_served_by_any_rule() {
 
 #[test]
 fn utilization_target_without_request() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     for file in ["base.toml", "production.toml"] {
         s.edit(
             file,
@@ -349,7 +349,7 @@ fn utilization_target_without_request() {
 
 #[test]
 fn ingress_timeout_below_the_proxy_total() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "production.toml",
         "annotations = { ",
@@ -370,7 +370,7 @@ fn ingress_timeout_below_the_proxy_total() {
 
 #[test]
 fn ingress_path_must_be_absolute() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "path = \"/\"", "path = \"v1\"");
     let err = s.render_fails(&[]);
     assert_says(
@@ -386,7 +386,7 @@ fn ingress_path_must_be_absolute() {
 
 #[test]
 fn moving_image_tag() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "image.tag=latest"]);
     assert_says(
         &err,
@@ -396,7 +396,7 @@ fn moving_image_tag() {
 
 #[test]
 fn invalid_upstream_cidr() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "network_policy.upstream_cidrs=[10.0.0.1/8]"]);
     assert_says(
         &err,
@@ -411,7 +411,7 @@ fn invalid_upstream_cidr() {
 
 #[test]
 fn env_key_source_in_an_environment_file() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "base.toml",
         "[proxy.auth.api_keys.keys.secret]\nname = \"ai-api-client-keys\"\nkey = \"keys\"",
@@ -431,7 +431,7 @@ fn env_key_source_in_an_environment_file() {
 
 #[test]
 fn proxy_rules_name_the_file() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("base.toml", "first_byte = \"120s\"", "first_byte = \"20m\"");
     let err = s.render_fails(&[]);
     assert_says(
@@ -447,7 +447,7 @@ fn proxy_rules_name_the_file() {
 
 #[test]
 fn secret_value_is_reported_but_never_shown() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit(
         "base.toml",
         "api_key = { secret = { name = \"holysheep-api-key\", key = \"api-key\" } }",
@@ -475,7 +475,7 @@ fn secret_in_a_rejected_value_is_never_shown() {
         ("max_skew = 1", "topology_spread.max_skew"),
         ("namespace = \"ai-services\"", "namespace"),
     ] {
-        let s = Sandbox::new("cli-errors");
+        let s = Sandbox::new();
         let key = from.split(' ').next().unwrap();
         s.edit("production.toml", from, &format!("{key} = \"{SECRET}\""));
         let err = s.render_fails(&[]);
@@ -486,7 +486,7 @@ fn secret_in_a_rejected_value_is_never_shown() {
 
 #[test]
 fn secret_on_a_broken_line_is_never_shown() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.append("production.toml", &format!("token = \"{SECRET}"));
     let err = s.render_fails(&[]);
     assert_says(&err, &["production.toml", "line"]);
@@ -495,7 +495,7 @@ fn secret_on_a_broken_line_is_never_shown() {
 
 #[test]
 fn url_with_credentials_is_a_secret() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let url = "https://svc:hunter2hunter2@api.holysheep.ai/v1";
     s.edit(
         "base.toml",
@@ -516,7 +516,7 @@ fn url_with_credentials_is_a_secret() {
 
 #[test]
 fn bad_variable_names_the_variable() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.fails(
         &[("INFRA_AUTOSCALING__MAX_REPLICAS", "many")],
         &["render", "--env", "production"],
@@ -534,7 +534,7 @@ fn bad_variable_names_the_variable() {
 
 #[test]
 fn variable_breaking_a_rule_names_the_variable() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.fails(
         &[("INFRA_RESOURCES__REQUESTS__MEMORY", "1Gi")],
         &["plan", "--env", "production"],
@@ -552,7 +552,7 @@ fn variable_breaking_a_rule_names_the_variable() {
 
 #[test]
 fn bad_set_value_names_the_flag() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "autoscaling.max_replicas=lots"]);
     assert_says(
         &err,
@@ -567,7 +567,7 @@ fn bad_set_value_names_the_flag() {
 
 #[test]
 fn typo_in_set_suggests_the_key() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "autoscaling.max_replica=3"]);
     assert_says(
         &err,
@@ -580,7 +580,7 @@ fn typo_in_set_suggests_the_key() {
 
 #[test]
 fn malformed_set_shows_the_form() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", "autoscaling.max_replicas"]);
     assert_says(
         &err,
@@ -593,7 +593,7 @@ fn malformed_set_shows_the_form() {
 
 #[test]
 fn secret_pasted_as_a_set_flag_is_never_shown() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.render_fails(&["--set", SECRET]);
     assert_says(
         &err,
@@ -607,7 +607,7 @@ fn secret_pasted_as_a_set_flag_is_never_shown() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     s.edit("production.toml", "min_replicas = 2", "min_replicas = 20");
     let err = s.render_fails(&[
         "--set",
@@ -628,7 +628,7 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn plan_fails_the_same_way() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let err = s.fails(
         &[],
         &[
@@ -649,7 +649,7 @@ fn plan_fails_the_same_way() {
 
 #[test]
 fn existing_output_is_left_alone() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let dir = s.out().join("production");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("marker.yaml"), "kept: true\n").unwrap();
@@ -671,7 +671,7 @@ fn existing_output_is_left_alone() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let s = Sandbox::new("cli-errors");
+    let s = Sandbox::new();
     let out = s.run(&[], &["render"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--env"));

@@ -258,7 +258,8 @@ fn name_other_origins(figment: &Figment, origin: &str, mut message: String) -> S
         }
     }
     for note in notes {
-        message = format!("{message}; {note}");
+        message.push_str("; ");
+        message.push_str(&note);
     }
     message
 }
@@ -409,6 +410,22 @@ mod tests {
                         "; `autoscaling.min_replicas` comes from --set autoscaling.min_replicas"
                     )
             ),
+            "{text:#?}"
+        );
+
+        // The README's example: the limit the request is compared with comes from a file.
+        let Err(ConfigError::Invalid { problems, .. }) =
+            load(&layers("production", &["resources.requests.cpu=4"]))
+        else {
+            panic!("a request above its limit must be refused");
+        };
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("--set resources.requests.cpu: ")
+                    && t.contains("(resources.limits.cpu)")
+                    && t.contains("; `resources.limits.cpu` comes from ")
+                    && t.ends_with("environments/production.toml")),
             "{text:#?}"
         );
     }

@@ -47,6 +47,10 @@ pub fn check(env: &Environment) -> Vec<Problem> {
 }
 
 /// Collects problems in the order the rules run.
+///
+/// A rule that compares its key with another quotes the other key by its full dotted path
+/// (`autoscaling.min_replicas`): the loader looks such paths up and names the layer that set
+/// them when it is not the one that set the reported key.
 #[derive(Default)]
 pub(crate) struct Report(Vec<Problem>);
 

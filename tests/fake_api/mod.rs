@@ -87,7 +87,7 @@ impl Fake {
             });
         });
 
-        let sandbox = Sandbox::new("apply");
+        let sandbox = Sandbox::new();
         fs::write(
             sandbox.root().join("kubeconfig"),
             format!(

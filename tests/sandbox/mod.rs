@@ -17,11 +17,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A fresh copy under the system's temporary folder; `purpose` goes into its name.
-    pub fn new(purpose: &str) -> Self {
+    /// A fresh copy under the system's temporary folder, named after the test crate.
+    pub fn new() -> Self {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let root = std::env::temp_dir().join(format!(
-            "infra-{purpose}-{}-{}",
+            "infra-{}-{}-{}",
+            env!("CARGO_CRATE_NAME"),
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
