@@ -395,14 +395,20 @@ mod tests {
         }
     }
 
+    /// The problems `production` has with one `--set`, as printed.
+    fn problems_with(set: &str) -> Vec<String> {
+        match load(&layers("production", &[set])) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            other => panic!("--set {set} must be refused as invalid, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_rule_comparing_two_keys_names_where_each_was_set() {
-        let Err(ConfigError::Invalid { problems, .. }) =
-            load(&layers("production", &["autoscaling.min_replicas=12"]))
-        else {
-            panic!("min 12 > max 10 must be refused");
-        };
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        // min 12 > max 10: max is reported where it was set, min's layer is named.
+        let text = problems_with("autoscaling.min_replicas=12");
         assert!(
             text.iter().any(
                 |t| t.contains("production.toml: autoscaling.max_replicas: got 10")
@@ -414,12 +420,7 @@ mod tests {
         );
 
         // The README's example: the limit the request is compared with comes from a file.
-        let Err(ConfigError::Invalid { problems, .. }) =
-            load(&layers("production", &["resources.requests.cpu=4"]))
-        else {
-            panic!("a request above its limit must be refused");
-        };
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let text = problems_with("resources.requests.cpu=4");
         assert!(
             text.iter()
                 .any(|t| t.starts_with("--set resources.requests.cpu: ")
