@@ -90,7 +90,10 @@ pub fn compare(current: &BTreeMap<String, String>, rendered: &[File], sides: Sid
                     let (new_header, new_body) = split_header(&file.content);
                     let (from, to) = (path(sides.old, name), path(sides.new, name));
                     if old_body == new_body {
-                        (Action::Provenance, Some(diff(old, &file.content, &from, &to)))
+                        (
+                            Action::Provenance,
+                            Some(diff(old, &file.content, &from, &to)),
+                        )
                     } else {
                         // The header is said once, not in every object's diff: the old object is
                         // shown under the new header (line numbers are the new file's).

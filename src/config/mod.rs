@@ -10,7 +10,7 @@ mod types;
 pub mod validate;
 
 pub use load::{ConfigError, Diagnostic, ENV_PREFIX, Layers, environments, figment, load};
-pub use origin::Origin;
 pub use names::{DnsLabel, DnsSubdomain, Hostname, Port};
+pub use origin::Origin;
 pub use quantity::Quantity;
 pub use types::*;
