@@ -420,3 +420,65 @@ fn man_page_is_roff_for_infra_and_each_command() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no command `nope`"), "{}", stderr(&o));
 }
+
+/// The first fenced block of README.md after `marker`, without its fences.
+fn readme_block(marker: &str) -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let from = readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in README.md"));
+    let rest = &readme[from..];
+    let open = rest.find("```").unwrap();
+    let body = &rest[open..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_owned()
+}
+
+/// Each line of an excerpt (`...` skips) is a line of the real output, in order.
+fn assert_excerpt(excerpt: &str, real: &str) {
+    let mut lines = real.lines();
+    for want in excerpt.lines().filter(|l| *l != "...") {
+        assert!(
+            lines.any(|l| l == want),
+            "README line {want:?} is not in the real output (in order):\n{real}"
+        );
+    }
+}
+
+#[test]
+fn readme_examples_are_real_output() {
+    let s = Sandbox::new();
+    ok(&s, &["render", "--env", "production"]);
+    let plan = ok(
+        &s,
+        &[
+            "plan",
+            "--env",
+            "production",
+            "--set",
+            "autoscaling.max_replicas=20",
+        ],
+    );
+    assert_eq!(readme_block("autoscaling.max_replicas=20`:"), plan);
+
+    let o = s
+        .infra()
+        .env("INFRA_IMAGE__TAG", "0.2.0")
+        .args([
+            "config",
+            "--env",
+            "production",
+            "--set",
+            "autoscaling.max_replicas=20",
+        ])
+        .output()
+        .unwrap();
+    assert_excerpt(
+        &readme_block("**Where did a value come from?**"),
+        &stdout(&o),
+    );
+
+    let diff = ok(&s, &["diff", "--env", "staging", "--against", "production"]);
+    assert_excerpt(&readme_block("**What would promoting staging"), &diff);
+}
