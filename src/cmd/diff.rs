@@ -40,14 +40,16 @@ impl DiffArgs {
             env: self.against.clone(),
             sets: Vec::new(),
         };
-        let (target_objects, provenance) = target.build(environments)?;
-        let current: BTreeMap<String, String> = render::files(&target_objects, &provenance)?
+        let target = target.build(environments)?;
+        let current: BTreeMap<String, String> = target
+            .files()?
             .into_iter()
             .map(|f| (f.name, f.content))
             .collect();
-        let mut settings = self.env.load(environments)?;
-        settings.namespace = target.load(environments)?.namespace;
-        let promoted = render::files(&build::objects(&settings, &self.against), &provenance)?;
+        let mut settings = self.env.build(environments)?.env;
+        settings.namespace = target.env.namespace.clone();
+        let objects = build::objects(&settings, &self.against);
+        let promoted = render::files(&objects, &target.provenance)?;
         let (from, to) = (self.against.as_str(), self.env.env.as_str());
         let plan = plan::compare(&current, &promoted, Sides { old: from, new: to });
         if self.output == Output::Json {

@@ -14,7 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Environment, Layers};
+use crate::config::Layers;
+use crate::pipeline;
 
 /// Typed Kubernetes manifests for the AI API proxy, from layered environment files.
 ///
@@ -124,7 +125,8 @@ impl EnvArgs {
         }
     }
 
-    fn load(&self, dir: &std::path::Path) -> anyhow::Result<Environment> {
-        Ok(crate::config::load(&self.layers(dir))?)
+    /// Loads and validates the environment and builds its objects.
+    fn build(&self, dir: &std::path::Path) -> anyhow::Result<pipeline::Built> {
+        Ok(pipeline::build(&self.layers(dir))?)
     }
 }

@@ -82,8 +82,8 @@ impl PlanArgs {
                 sets: self.sets.clone(),
             };
             let plan = args
-                .render(environments)
-                .and_then(|rendered| Ok((output::read(&dir)?, rendered)))
+                .build(environments)
+                .and_then(|built| Ok((output::read(&dir)?, built.files()?)))
                 .map(|(current, rendered)| plan::compare(&current, &rendered, Sides::default()));
             let plan = match plan {
                 Ok(plan) => plan,
