@@ -35,7 +35,8 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
     /// `text` for people; `json` for CI bots and pull-request comments: per file the object,
-    /// the action and the unified diff (an array of plans with --all).
+    /// the action and the unified diff (with --all, an array with one plan, or one `error`,
+    /// per environment).
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
 }
@@ -89,6 +90,10 @@ impl PlanArgs {
                 Ok(plan) => plan,
                 Err(e) if self.all => {
                     eprintln!("error: {e:#}");
+                    if self.output == Output::Json {
+                        let error = format!("{e:#}");
+                        plans.push(serde_json::json!({"environment": name, "error": error}));
+                    }
                     failed = true;
                     continue;
                 }
