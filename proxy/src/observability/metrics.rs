@@ -52,6 +52,24 @@ pub struct StreamErrorLabels {
     pub reason: &'static str,
 }
 
+/// Labels naming a watched secret file (`client_keys`, or `upstream:<name>`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabels {
+    /// Which file.
+    pub file: Arc<str>,
+}
+
+/// Labels naming where a client was too slow.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// `header` or `body`.
+    pub phase: &'static str,
+}
+
+/// The `reason` label values of stream errors: why an answer was cut after its first byte
+/// (upstream reset, idle or total timeout, the drain deadline at shutdown).
+pub const STREAM_CUT_REASONS: [&str; 4] = ["reset", "idle_timeout", "total_timeout", "shutdown"];
+
 /// Histogram buckets from 1 ms to about 2 min (LLM calls are slow, proxies fast).
 #[derive(Clone, Copy, Debug)]
 pub struct Buckets;
@@ -77,6 +95,22 @@ pub struct Metrics {
     pub in_flight: Gauge,
     /// Requests refused by the rate limit.
     pub rate_limited: Counter,
+    /// Requests refused because their client had too many in flight.
+    pub in_flight_limited: Counter,
+    /// Requests refused because the request-body budget was spent.
+    pub body_budget_rejected: Counter,
+    /// Client connections open on the API port.
+    pub open_connections: Gauge,
+    /// Connections refused because `limits.max_connections` were open.
+    pub connections_rejected: Counter,
+    /// Clients too slow sending headers or a body, by phase.
+    pub client_timeouts: Family<PhaseLabels, Counter>,
+    /// Upstream 401/403 answers (the proxy's upstream key is wrong), by upstream.
+    pub upstream_auth_failures: Family<UpstreamLabels, Counter>,
+    /// Secret files reloaded after a change, by file.
+    pub key_reloads: Family<FileLabels, Counter>,
+    /// Changed secret files that could not be used (the old keys stay), by file.
+    pub key_reload_failures: Family<FileLabels, Counter>,
     /// Retries (attempts after the first) by upstream.
     pub retries: Family<UpstreamLabels, Counter>,
     /// Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open.
@@ -96,6 +130,14 @@ impl Metrics {
             tokens: Family::default(),
             in_flight: Gauge::default(),
             rate_limited: Counter::default(),
+            in_flight_limited: Counter::default(),
+            body_budget_rejected: Counter::default(),
+            open_connections: Gauge::default(),
+            connections_rejected: Counter::default(),
+            client_timeouts: Family::default(),
+            upstream_auth_failures: Family::default(),
+            key_reloads: Family::default(),
+            key_reload_failures: Family::default(),
             retries: Family::default(),
             breaker_state: Family::default(),
             stream_errors: Family::default(),
@@ -132,6 +174,46 @@ impl Metrics {
             m.rate_limited.clone(),
         );
         registry.register(
+            "client_in_flight_limited",
+            "Requests refused with 429 because their client had rate_limit.max_in_flight requests in flight",
+            m.in_flight_limited.clone(),
+        );
+        registry.register(
+            "body_budget_rejected",
+            "Requests refused with 503 because limits.body_budget_bytes of request bodies were held",
+            m.body_budget_rejected.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Client connections open on the API port",
+            m.open_connections.clone(),
+        );
+        registry.register(
+            "connections_rejected",
+            "Connections refused because limits.max_connections were open",
+            m.connections_rejected.clone(),
+        );
+        registry.register(
+            "client_timeouts",
+            "Clients too slow sending headers or a body (408), by phase",
+            m.client_timeouts.clone(),
+        );
+        registry.register(
+            "upstream_auth_failures",
+            "Upstream 401/403 answers: the proxy's upstream key is wrong or revoked, by upstream",
+            m.upstream_auth_failures.clone(),
+        );
+        registry.register(
+            "key_reloads",
+            "Secret files reloaded after a change, by file",
+            m.key_reloads.clone(),
+        );
+        registry.register(
+            "key_reload_failures",
+            "Changed secret files that could not be used (the previous keys stay in force), by file",
+            m.key_reload_failures.clone(),
+        );
+        registry.register(
             "upstream_retries",
             "Attempts after the first, by upstream",
             m.retries.clone(),
@@ -153,7 +235,8 @@ impl Metrics {
             };
             m.breaker_state.get_or_create(&labels).set(0);
             m.retries.get_or_create(&labels).inc_by(0);
-            for reason in ["reset", "idle_timeout", "total_timeout"] {
+            m.upstream_auth_failures.get_or_create(&labels).inc_by(0);
+            for reason in STREAM_CUT_REASONS {
                 m.stream_errors
                     .get_or_create(&StreamErrorLabels {
                         upstream: name.clone(),
@@ -161,6 +244,11 @@ impl Metrics {
                     })
                     .inc_by(0);
             }
+        }
+        for phase in ["header", "body"] {
+            m.client_timeouts
+                .get_or_create(&PhaseLabels { phase })
+                .inc_by(0);
         }
         Self { registry, ..m }
     }
