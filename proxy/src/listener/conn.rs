@@ -275,12 +275,14 @@ impl Watched {
             self.head = None;
         }
         if self.activity.busy.load(Ordering::Relaxed) > 0 {
-            // Not idle: look again later (requests have their own timeouts).
+            // Not idle: look again within `keep_alive` (requests have their own timeouts), so
+            // a connection that goes idle is closed at most twice that after its last answer.
             let now = Instant::now();
-            let at = if self.armed > now {
+            let later = now + self.keep_alive;
+            let at = if self.armed > now && self.armed <= later {
                 self.armed
             } else {
-                now + self.keep_alive
+                later
             };
             return (at, false);
         }

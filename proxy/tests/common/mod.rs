@@ -399,3 +399,30 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
     cond()
 }
+
+/// Reads from a raw connection until the peer closes it or `within` passes; returns what was
+/// read and whether the peer closed.
+pub async fn read_to_close(s: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+/// A raw connection to the proxy's API port.
+pub async fn raw(proxy: &Proxy) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(proxy.addr).await.unwrap()
+}
+
+/// Writes `bytes` on a raw connection.
+pub async fn send(s: &mut tokio::net::TcpStream, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    s.write_all(bytes).await.unwrap();
+}
