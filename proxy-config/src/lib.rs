@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+pub mod metrics;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -281,11 +281,7 @@ async fn operational_endpoints_are_on_the_admin_port_only() {
             .unwrap();
         assert_eq!(r.status(), 404, "{path}");
     }
-    let r = http()
-        .get(proxy.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let r = http().get(proxy.metrics_url()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     for family in [
