@@ -27,6 +27,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Check the environment files with Taplo through .taplo.toml (what editors see; needs npm).
+taplo:
+    bash .ci/taplo-check
+
 # Validate out/ with kubernetes-validate (strict) and checkov (needs: pip install kubernetes-validate checkov).
 validate:
     bash .ci/validate-manifests
