@@ -339,6 +339,32 @@ fn readme_examples_are_real_output() {
         &stdout(&o),
     );
 
+    // The JSON plan, its changes trimmed to the updates as the README says.
+    let mut real = json(&ok(
+        &s,
+        &[
+            "plan",
+            "--env",
+            "production",
+            "--set",
+            "autoscaling.max_replicas=20",
+            "--output",
+            "json",
+        ],
+    ));
+    let updates: Vec<Value> = real["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] == "update")
+        .cloned()
+        .collect();
+    real["changes"] = Value::Array(updates);
+    assert_eq!(
+        json(&readme_block("`--output json` gives the same plan")),
+        real
+    );
+
     let diff = ok(&s, &["diff", "--env", "staging", "--against", "production"]);
     assert_excerpt(&readme_block("**What would promoting staging"), &diff);
 }
