@@ -223,15 +223,14 @@ impl Body for Relay {
                 return Poll::Ready(None);
             };
             match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        if let Some(out) = this.take(data) {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
+                Poll::Ready(Some(Ok(frame))) => {
                     // Trailers are not passed on.
-                    Err(_) => {}
-                },
+                    if let Ok(data) = frame.into_data()
+                        && let Some(out) = this.take(data)
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
                 Poll::Ready(Some(Err(_))) => return this.fail("reset"),
                 Poll::Ready(None) => {
                     this.finish();
