@@ -55,7 +55,7 @@ pub struct RenderError {
 pub const KUSTOMIZATION: &str = "kustomization.yaml";
 
 /// Kinds in the order they are written and applied: what others depend on comes first.
-pub const KIND_ORDER: [&str; 9] = [
+pub const KIND_ORDER: [&str; 12] = [
     "Namespace",
     "ServiceAccount",
     "ConfigMap",
@@ -64,7 +64,10 @@ pub const KIND_ORDER: [&str; 9] = [
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Ingress",
+    "HTTPRoute",
     "NetworkPolicy",
+    "PodMonitor",
+    "PrometheusRule",
 ];
 
 fn kind_rank(kind: &str) -> usize {

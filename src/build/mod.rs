@@ -9,8 +9,10 @@ pub mod config_map;
 pub mod container;
 pub mod deployment;
 pub mod hpa;
+pub mod http_route;
 pub mod ingress;
 pub mod labels;
+pub mod monitoring;
 pub mod namespace;
 pub mod network_policy;
 pub mod pdb;
@@ -19,6 +21,7 @@ pub mod service_account;
 pub mod topology;
 pub mod volumes;
 
+use infra_crds::{HttpRoute, PodMonitor, PrometheusRule};
 use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -54,10 +57,16 @@ pub enum Object {
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     /// Limits voluntary disruptions.
     PodDisruptionBudget(PodDisruptionBudget),
-    /// External HTTP(S) access.
+    /// External HTTP(S) access through an ingress controller.
     Ingress(Ingress),
+    /// External HTTP(S) access through a Gateway API Gateway.
+    HttpRoute(HttpRoute),
     /// Who may talk to the pods, and whom they may talk to.
     NetworkPolicy(NetworkPolicy),
+    /// Prometheus scraping of the pods.
+    PodMonitor(PodMonitor),
+    /// The alerts.
+    PrometheusRule(PrometheusRule),
 }
 
 /// Applies `$body` to the inner value of every variant, bound as `$o` (of its own type `$T`).
@@ -72,7 +81,10 @@ macro_rules! each {
             Object::HorizontalPodAutoscaler($o) => { type $T = HorizontalPodAutoscaler; $body }
             Object::PodDisruptionBudget($o) => { type $T = PodDisruptionBudget; $body }
             Object::Ingress($o) => { type $T = Ingress; $body }
+            Object::HttpRoute($o) => { type $T = HttpRoute; $body }
             Object::NetworkPolicy($o) => { type $T = NetworkPolicy; $body }
+            Object::PodMonitor($o) => { type $T = PodMonitor; $body }
+            Object::PrometheusRule($o) => { type $T = PrometheusRule; $body }
         }
     };
 }
@@ -110,21 +122,25 @@ impl Serialize for Object {
     }
 }
 
-/// Every object of the environment, in a fixed order: Namespace, ServiceAccount, ConfigMap,
-/// Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, NetworkPolicy.
-/// Disabled objects (HPA, PDB, Ingress) are left out.
+/// Every object of the environment, in a fixed order: Namespace, ServiceAccount, ConfigMap
+/// (and the dashboard's), Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget,
+/// Ingress, HTTPRoute, NetworkPolicy, PodMonitor, PrometheusRule. Disabled objects are left out.
 pub fn objects(env: &Environment, env_name: &str) -> Vec<Object> {
     let mut objects = vec![
         Object::Namespace(namespace::build(env, env_name)),
         Object::ServiceAccount(service_account::build(env, env_name)),
         Object::ConfigMap(config_map::build(env, env_name)),
-        Object::Service(service::build(env, env_name)),
-        Object::Deployment(deployment::build(env, env_name)),
     ];
+    objects.extend(monitoring::dashboard::build(env, env_name).map(Object::ConfigMap));
+    objects.push(Object::Service(service::build(env, env_name)));
+    objects.push(Object::Deployment(deployment::build(env, env_name)));
     objects.extend(hpa::build(env, env_name).map(Object::HorizontalPodAutoscaler));
     objects.extend(pdb::build(env, env_name).map(Object::PodDisruptionBudget));
     objects.extend(ingress::build(env, env_name).map(Object::Ingress));
+    objects.extend(http_route::build(env, env_name).map(Object::HttpRoute));
     objects.push(Object::NetworkPolicy(network_policy::build(env, env_name)));
+    objects.extend(monitoring::pod_monitor::build(env, env_name).map(Object::PodMonitor));
+    objects.extend(monitoring::rule::build(env, env_name).map(Object::PrometheusRule));
     objects
 }
 
@@ -157,12 +173,15 @@ pub(crate) mod tests {
                 "Namespace",
                 "ServiceAccount",
                 "ConfigMap",
+                "ConfigMap",
                 "Service",
                 "Deployment",
                 "HorizontalPodAutoscaler",
                 "PodDisruptionBudget",
                 "Ingress",
-                "NetworkPolicy"
+                "NetworkPolicy",
+                "PodMonitor",
+                "PrometheusRule"
             ]
         );
         let dev: Vec<_> = objects(&load("development"), "development")
@@ -180,6 +199,16 @@ pub(crate) mod tests {
                 "NetworkPolicy"
             ]
         );
+    }
+
+    #[test]
+    fn staging_arrives_through_gateway_api() {
+        let kinds: Vec<_> = objects(&load("staging"), "staging")
+            .iter()
+            .map(Object::kind)
+            .collect();
+        assert!(kinds.contains(&"HTTPRoute"), "{kinds:?}");
+        assert!(!kinds.contains(&"Ingress"), "{kinds:?}");
     }
 
     #[test]

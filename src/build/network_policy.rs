@@ -1,5 +1,5 @@
-//! The NetworkPolicy: API traffic only from the ingress controller (and the scraper); egress only
-//! to the cluster DNS and to the upstreams' ports.
+//! The NetworkPolicy: API traffic only from the ingress controller or the Gateway (and the
+//! scraper); egress only to the cluster DNS and to the upstreams' ports.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,12 +32,15 @@ pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
     }
 }
 
-/// The ingress controller's namespace, and the metrics scraper's, to the proxy port (which
-/// also serves `/metrics`).
+/// Only the namespaces that send traffic, to the proxy port (which also serves `/metrics`):
+/// the ingress controller's while the Ingress is enabled, the Gateway's data plane while the
+/// HTTPRoute is (both during a migration), and the metrics scraper's.
 fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
     let policy = &env.network_policy;
+    let route = &env.http_route;
     [
-        Some(&policy.ingress_controller_namespace),
+        Some(&policy.ingress_controller_namespace).filter(|_| env.ingress.enabled),
+        route.traffic_namespace().filter(|_| route.enabled),
         policy.metrics_namespace.as_ref(),
     ]
     .into_iter()
@@ -123,6 +126,7 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
 mod tests {
     use super::*;
     use crate::build::tests::load;
+    use crate::config::DnsLabel;
 
     fn spec(env: &Environment) -> NetworkPolicySpec {
         build(env, "production").spec.unwrap_or_default()
@@ -213,6 +217,34 @@ mod tests {
             assert!(!rule.to.unwrap_or_default().is_empty());
             assert!(!rule.ports.unwrap_or_default().is_empty());
         }
+    }
+
+    fn sources(env: &Environment) -> Vec<String> {
+        spec(env)
+            .ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| r.from.iter().flatten())
+            .filter_map(|peer| peer.namespace_selector.as_ref()?.match_labels.clone())
+            .map(|labels| labels[NAMESPACE_NAME_LABEL].clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_gateway_namespace_replaces_the_ingress_controllers() {
+        let mut env = load("staging");
+        assert_eq!(sources(&env), ["gateway-system", "monitoring"]);
+        env.http_route.dataplane_namespace = Some(DnsLabel::known("envoy-gateway-system"));
+        assert_eq!(sources(&env), ["envoy-gateway-system", "monitoring"]);
+        env.ingress.enabled = true;
+        assert_eq!(
+            sources(&env),
+            ["envoy-gateway-system", "ingress-nginx", "monitoring"],
+            "both while migrating"
+        );
+        env.ingress.enabled = false;
+        env.http_route.enabled = false;
+        assert_eq!(sources(&env), ["monitoring"]);
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The environment configuration: its types, how its layers merge, and the rules it must obey.
 
 mod load;
+mod monitoring;
 mod names;
 mod quantity;
+mod route;
 mod types;
 pub mod validate;
 
 pub use load::{ConfigError, Diagnostic, ENV_PREFIX, Layers, environments, figment, load};
+pub use monitoring::{AlertThresholds, Metrics};
 pub use names::{DnsLabel, DnsSubdomain, Hostname, Port};
 pub use quantity::Quantity;
+pub use route::{GatewayRef, HttpRoute, RouteMatch, RoutePath};
 pub use types::*;
