@@ -116,3 +116,36 @@ custom_resource!(
     "PrometheusRule",
     "prometheusrules"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_carry_api_version_and_kind_and_read_back() {
+        let route = HttpRoute {
+            metadata: ObjectMeta {
+                name: Some("r".into()),
+                ..Default::default()
+            },
+            spec: gateway::httproutes::HttpRouteSpec {
+                hostnames: Some(vec!["api.example.com".into()]),
+                ..Default::default()
+            },
+        };
+        let json = serde_json::to_value(&route).unwrap_or_default();
+        assert_eq!(json["apiVersion"], "gateway.networking.k8s.io/v1");
+        assert_eq!(json["kind"], "HTTPRoute");
+        assert_eq!(json["spec"]["hostnames"][0], "api.example.com");
+        let back: HttpRoute = serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, route);
+        assert_eq!(
+            <PrometheusRule as k8s_openapi::Resource>::API_VERSION,
+            "monitoring.coreos.com/v1"
+        );
+        assert_eq!(
+            <PodMonitor as k8s_openapi::Resource>::URL_PATH_SEGMENT,
+            "podmonitors"
+        );
+    }
+}

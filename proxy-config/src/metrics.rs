@@ -152,6 +152,77 @@ pub const STREAM_ERRORS: Metric = Metric {
     labels: &["upstream", "reason"],
 };
 
+/// The `reason` values of [`STREAM_ERRORS`]: upstream reset, idle or total timeout, and the
+/// drain deadline at shutdown.
+pub const STREAM_ERROR_REASONS: [&str; 4] = ["reset", "idle_timeout", "total_timeout", "shutdown"];
+
+/// Requests refused because their client already had `rate_limit.max_in_flight` in flight.
+pub const CLIENT_IN_FLIGHT_LIMITED: Metric = Metric {
+    name: "ai_proxy_client_in_flight_limited",
+    kind: Kind::Counter,
+    help: "Requests refused with 429 because their client had rate_limit.max_in_flight requests in flight",
+    labels: &[],
+};
+
+/// Requests refused because `limits.body_budget_bytes` of request bodies were held.
+pub const BODY_BUDGET_REJECTED: Metric = Metric {
+    name: "ai_proxy_body_budget_rejected",
+    kind: Kind::Counter,
+    help: "Requests refused with 503 because limits.body_budget_bytes of request bodies were held",
+    labels: &[],
+};
+
+/// Client connections open on the API port.
+pub const OPEN_CONNECTIONS: Metric = Metric {
+    name: "ai_proxy_open_connections",
+    kind: Kind::Gauge,
+    help: "Client connections open on the API port",
+    labels: &[],
+};
+
+/// Connections refused because `limits.max_connections` were open.
+pub const CONNECTIONS_REJECTED: Metric = Metric {
+    name: "ai_proxy_connections_rejected",
+    kind: Kind::Counter,
+    help: "Connections refused because limits.max_connections were open",
+    labels: &[],
+};
+
+/// Clients too slow sending a request head or body (408), by phase.
+pub const CLIENT_TIMEOUTS: Metric = Metric {
+    name: "ai_proxy_client_timeouts",
+    kind: Kind::Counter,
+    help: "Clients too slow sending headers or a body (408), by phase",
+    labels: &["phase"],
+};
+
+/// The `phase` values of [`CLIENT_TIMEOUTS`].
+pub const CLIENT_TIMEOUT_PHASES: [&str; 2] = ["header", "body"];
+
+/// Upstream 401/403 answers: the proxy's upstream key is wrong or revoked.
+pub const UPSTREAM_AUTH_FAILURES: Metric = Metric {
+    name: "ai_proxy_upstream_auth_failures",
+    kind: Kind::Counter,
+    help: "Upstream 401/403 answers: the proxy's upstream key is wrong or revoked, by upstream",
+    labels: &["upstream"],
+};
+
+/// Secret files (client keys, upstream keys) reloaded after a change.
+pub const KEY_RELOADS: Metric = Metric {
+    name: "ai_proxy_key_reloads",
+    kind: Kind::Counter,
+    help: "Secret files reloaded after a change, by file (client_keys, upstream:<name>)",
+    labels: &["file"],
+};
+
+/// Changed secret files that could not be used; the previous keys stay in force.
+pub const KEY_RELOAD_FAILURES: Metric = Metric {
+    name: "ai_proxy_key_reload_failures",
+    kind: Kind::Counter,
+    help: "Changed secret files that could not be used (the previous keys stay in force), by file",
+    labels: &["file"],
+};
+
 /// Values of [`CIRCUIT_BREAKER_STATE`].
 pub mod breaker {
     /// Requests flow.
@@ -173,6 +244,14 @@ pub const ALL: &[Metric] = &[
     UPSTREAM_RETRIES,
     CIRCUIT_BREAKER_STATE,
     STREAM_ERRORS,
+    CLIENT_IN_FLIGHT_LIMITED,
+    BODY_BUDGET_REJECTED,
+    CONNECTIONS_REJECTED,
+    OPEN_CONNECTIONS,
+    CLIENT_TIMEOUTS,
+    UPSTREAM_AUTH_FAILURES,
+    KEY_RELOADS,
+    KEY_RELOAD_FAILURES,
 ];
 
 /// The family a sample name belongs to (`ai_proxy_requests_total` → [`REQUESTS`]).

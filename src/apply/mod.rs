@@ -11,21 +11,14 @@ pub mod applyset;
 pub mod handover;
 pub mod preflight;
 pub mod prune;
+pub mod set;
 pub mod wait;
 
 use std::fmt;
 
-use infra_crds::{HttpRoute, PodMonitor, PrometheusRule};
-use k8s_openapi::Resource;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
-use crate::build::Object;
-use crate::render::KIND_ORDER;
+use crate::build::{Kind, Object};
 
 pub use preflight::SecretProblem;
 
@@ -75,9 +68,6 @@ pub enum Error {
         /// The other tool or set.
         owner: String,
     },
-    /// An object of a kind `infra` does not know how to apply (a bug: every built kind is known).
-    #[error("`{0}` is not a kind infra can apply")]
-    UnknownKind(String),
     /// The Deployment's rollout failed or did not finish in time.
     #[error("{0}")]
     Rollout(String),
@@ -138,26 +128,16 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The API resource (group, version, plural) of one of our kinds, `None` for any other.
-pub fn api_resource(kind: &str) -> Option<ApiResource> {
-    fn erase<K: kube::Resource<DynamicType = ()>>() -> ApiResource {
-        ApiResource::erase::<K>(&())
+/// The API resource (group, version, plural) of one of our kinds.
+pub fn api_resource(kind: Kind) -> ApiResource {
+    let meta = kind.meta();
+    ApiResource {
+        group: meta.group.into(),
+        version: meta.version.into(),
+        api_version: meta.api_version.into(),
+        kind: meta.kind.into(),
+        plural: meta.plural.into(),
     }
-    Some(match kind {
-        Namespace::KIND => erase::<Namespace>(),
-        ServiceAccount::KIND => erase::<ServiceAccount>(),
-        ConfigMap::KIND => erase::<ConfigMap>(),
-        Service::KIND => erase::<Service>(),
-        Deployment::KIND => erase::<Deployment>(),
-        HorizontalPodAutoscaler::KIND => erase::<HorizontalPodAutoscaler>(),
-        PodDisruptionBudget::KIND => erase::<PodDisruptionBudget>(),
-        Ingress::KIND => erase::<Ingress>(),
-        HttpRoute::KIND => erase::<HttpRoute>(),
-        NetworkPolicy::KIND => erase::<NetworkPolicy>(),
-        PodMonitor::KIND => erase::<PodMonitor>(),
-        PrometheusRule::KIND => erase::<PrometheusRule>(),
-        _ => return None,
-    })
 }
 
 /// The dynamic API of `kind` in `namespace` (cluster-wide when `None`).
@@ -189,11 +169,10 @@ pub fn in_order(objects: &[Object]) -> Vec<&Object> {
             .labels
             .as_ref()
             .is_some_and(|l| l.contains_key(crate::build::applyset::ID));
-        match KIND_ORDER.iter().position(|k| *k == o.kind()) {
-            Some(0) => 0,
+        match o.kind_of().rank() {
+            0 => 0,
             _ if is_parent => 1,
-            Some(i) => i + 1,
-            None => KIND_ORDER.len() + 1,
+            i => i + 1,
         }
     };
     let mut sorted: Vec<&Object> = objects.iter().collect();
@@ -213,7 +192,7 @@ pub async fn apply(
     client: &kube::Client,
     objects: &[Object],
     dry_run: bool,
-    mut report: impl FnMut(&Outcome),
+    report: &mut impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>> {
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
@@ -221,8 +200,7 @@ pub async fn apply(
     for object in in_order(objects) {
         let kind = object.kind();
         let name = display_name(object.namespace(), object.name());
-        let resource = api_resource(kind).ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
-        let api = dynamic_api(client, &resource, object.namespace());
+        let api = dynamic_api(client, &api_resource(object.kind_of()), object.namespace());
         let before = api
             .get_opt(object.name())
             .await
@@ -292,17 +270,12 @@ mod tests {
     use crate::build::{applyset, objects, tests::load};
 
     #[test]
-    fn every_kind_we_build_has_an_api_resource() {
-        for kind in KIND_ORDER {
-            let r = api_resource(kind).unwrap();
-            assert_eq!(r.kind, kind);
-        }
-        assert_eq!(api_resource("Deployment").unwrap().plural, "deployments");
+    fn api_resources_come_from_the_kind_table() {
+        assert_eq!(api_resource(Kind::Deployment).plural, "deployments");
         assert_eq!(
-            api_resource("HorizontalPodAutoscaler").unwrap().api_version,
+            api_resource(Kind::HorizontalPodAutoscaler).api_version,
             "autoscaling/v2"
         );
-        assert!(api_resource("Secret").is_none());
     }
 
     #[test]
@@ -310,10 +283,11 @@ mod tests {
         let built = objects(&load("production"), "production");
         let mut reversed = built.clone();
         reversed.reverse();
-        let mut kinds: Vec<_> = in_order(&reversed).iter().map(|o| o.kind()).collect();
+        let mut kinds: Vec<_> = in_order(&reversed).iter().map(|o| o.kind_of()).collect();
         kinds.dedup();
-        let expected: Vec<_> = KIND_ORDER
-            .into_iter()
+        let expected: Vec<_> = Kind::ALL
+            .iter()
+            .copied()
             .filter(|k| kinds.contains(k))
             .collect();
         assert_eq!(kinds, expected);
@@ -323,7 +297,7 @@ mod tests {
         let sorted = in_order(&reversed);
         assert_eq!(sorted[0].kind(), "Namespace");
         assert_eq!(sorted[1], &parent);
-        assert_eq!(sorted.len(), KIND_ORDER.len() + 1);
+        assert_eq!(sorted.len(), Kind::ALL.len() + 1);
     }
 
     #[test]

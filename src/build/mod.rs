@@ -21,28 +21,26 @@ pub mod service_account;
 pub mod topology;
 pub mod volumes;
 
+mod kind;
+
 use infra_crds::{HttpRoute, PodMonitor, PrometheusRule};
-use k8s_openapi::Resource;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Serialize, Serializer};
 
 use crate::config::Environment;
 
+pub use kind::{KindMeta, Readiness};
+
 /// Name of the proxy's container port, which the Service, probes and Ingress refer to.
 pub const PORT_NAME: &str = "http";
+/// The name of the proxy's admin port (health, readiness, metrics): probes and the scraper
+/// only, never the Service or the Ingress.
+pub const ADMIN_PORT_NAME: &str = "admin";
 
-/// One Kubernetes object, typed.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a handful of objects per render; boxing would complicate every match on them"
-)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Object {
+kind::kinds! {
     /// The namespace everything lives in.
     Namespace(Namespace),
     /// The pods' identity (no API token).
@@ -60,39 +58,65 @@ pub enum Object {
     /// External HTTP(S) access through an ingress controller.
     Ingress(Ingress),
     /// External HTTP(S) access through a Gateway API Gateway.
-    HttpRoute(HttpRoute),
+    HTTPRoute(HttpRoute),
     /// Who may talk to the pods, and whom they may talk to.
     NetworkPolicy(NetworkPolicy),
-    /// Prometheus scraping of the pods.
+    /// Prometheus scraping of the pods (prometheus-operator).
     PodMonitor(PodMonitor),
-    /// The alerts.
+    /// The alerts (prometheus-operator).
     PrometheusRule(PrometheusRule),
 }
 
-/// Applies `$body` to the inner value of every variant, bound as `$o` (of its own type `$T`).
-macro_rules! each {
-    ($self:expr, $o:ident, $T:ident => $body:expr) => {
-        match $self {
-            Object::Namespace($o) => { type $T = Namespace; $body }
-            Object::ServiceAccount($o) => { type $T = ServiceAccount; $body }
-            Object::ConfigMap($o) => { type $T = ConfigMap; $body }
-            Object::Service($o) => { type $T = Service; $body }
-            Object::Deployment($o) => { type $T = Deployment; $body }
-            Object::HorizontalPodAutoscaler($o) => { type $T = HorizontalPodAutoscaler; $body }
-            Object::PodDisruptionBudget($o) => { type $T = PodDisruptionBudget; $body }
-            Object::Ingress($o) => { type $T = Ingress; $body }
-            Object::HttpRoute($o) => { type $T = HttpRoute; $body }
-            Object::NetworkPolicy($o) => { type $T = NetworkPolicy; $body }
-            Object::PodMonitor($o) => { type $T = PodMonitor; $body }
-            Object::PrometheusRule($o) => { type $T = PrometheusRule; $body }
+impl Kind {
+    /// When an applied object of this kind is ready (kstatus rules).
+    pub fn readiness(self) -> Readiness {
+        match self {
+            Kind::Deployment => Readiness::Rollout,
+            Kind::PodDisruptionBudget | Kind::HorizontalPodAutoscaler => {
+                Readiness::ObservedGeneration
+            }
+            Kind::Namespace => Readiness::NamespaceActive,
+            Kind::ServiceAccount
+            | Kind::ConfigMap
+            | Kind::Service
+            | Kind::Ingress
+            | Kind::HTTPRoute
+            | Kind::NetworkPolicy
+            | Kind::PodMonitor
+            | Kind::PrometheusRule => Readiness::Exists,
         }
-    };
+    }
+
+    /// Whether `apply` may delete an object of this kind that left the plan. Never the
+    /// Namespace: deleting it would delete the Secrets and everything else in it.
+    pub fn prunable(self) -> bool {
+        !matches!(self, Kind::Namespace)
+    }
+
+    /// The environment setting that asks for objects of this kind, when one does (named in
+    /// preflight errors, e.g. when the server does not serve the kind's API).
+    pub fn setting(self) -> Option<&'static str> {
+        match self {
+            Kind::HorizontalPodAutoscaler => Some("autoscaling.enabled"),
+            Kind::PodDisruptionBudget => Some("disruption_budget.enabled"),
+            Kind::Ingress => Some("ingress.enabled"),
+            Kind::HTTPRoute => Some("http_route.enabled"),
+            Kind::PodMonitor => Some("metrics.pod_monitor"),
+            Kind::PrometheusRule => Some("metrics.alerts"),
+            Kind::Namespace
+            | Kind::ServiceAccount
+            | Kind::ConfigMap
+            | Kind::Service
+            | Kind::Deployment
+            | Kind::NetworkPolicy => None,
+        }
+    }
 }
 
 impl Object {
     /// The object's `kind`, e.g. `Deployment`.
     pub fn kind(&self) -> &'static str {
-        each!(self, _o, T => <T as Resource>::KIND)
+        self.kind_of().meta().kind
     }
 
     /// `metadata.name`.
@@ -107,18 +131,7 @@ impl Object {
 
     /// The object's `apiVersion`, e.g. `apps/v1`.
     pub fn api_version(&self) -> &'static str {
-        each!(self, _o, T => <T as Resource>::API_VERSION)
-    }
-
-    /// The object's metadata.
-    pub fn metadata(&self) -> &ObjectMeta {
-        each!(self, o, _T => &o.metadata)
-    }
-}
-
-impl Serialize for Object {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        each!(self, o, _T => o.serialize(serializer))
+        self.kind_of().meta().api_version
     }
 }
 
@@ -137,7 +150,7 @@ pub fn objects(env: &Environment, env_name: &str) -> Vec<Object> {
     objects.extend(hpa::build(env, env_name).map(Object::HorizontalPodAutoscaler));
     objects.extend(pdb::build(env, env_name).map(Object::PodDisruptionBudget));
     objects.extend(ingress::build(env, env_name).map(Object::Ingress));
-    objects.extend(http_route::build(env, env_name).map(Object::HttpRoute));
+    objects.extend(http_route::build(env, env_name).map(Object::HTTPRoute));
     objects.push(Object::NetworkPolicy(network_policy::build(env, env_name)));
     objects.extend(monitoring::pod_monitor::build(env, env_name).map(Object::PodMonitor));
     objects.extend(monitoring::rule::build(env, env_name).map(Object::PrometheusRule));
@@ -202,13 +215,42 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_kind_table_is_in_render_order_and_matches_the_types() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.meta().kind, format!("{kind:?}"));
+        }
+        for object in objects(&load("production"), "production") {
+            assert_eq!(object.kind(), format!("{:?}", object.kind_of()));
+        }
+        let deployment = Kind::Deployment.meta();
+        assert_eq!(
+            (deployment.group, deployment.version, deployment.plural),
+            ("apps", "v1", "deployments")
+        );
+        assert!(deployment.namespaced);
+        assert!(!Kind::Namespace.meta().namespaced);
+        assert_eq!(
+            Kind::HorizontalPodAutoscaler.meta().api_version,
+            "autoscaling/v2"
+        );
+        assert_eq!(Kind::from_name("Secret"), None);
+        assert_eq!(Kind::from_name("Ingress"), Some(Kind::Ingress));
+        assert!(!Kind::Namespace.prunable());
+    }
+
+    #[test]
     fn staging_arrives_through_gateway_api() {
         let kinds: Vec<_> = objects(&load("staging"), "staging")
             .iter()
-            .map(Object::kind)
+            .map(Object::kind_of)
             .collect();
-        assert!(kinds.contains(&"HTTPRoute"), "{kinds:?}");
-        assert!(!kinds.contains(&"Ingress"), "{kinds:?}");
+        assert!(kinds.contains(&Kind::HTTPRoute), "{kinds:?}");
+        assert!(!kinds.contains(&Kind::Ingress), "{kinds:?}");
+        assert_eq!(
+            Kind::HTTPRoute.meta().api_version,
+            "gateway.networking.k8s.io/v1"
+        );
+        assert_eq!(Kind::PodMonitor.setting(), Some("metrics.pod_monitor"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The NetworkPolicy: API traffic only from the ingress controller or the Gateway (and the
-//! scraper); egress only to the cluster DNS and to the upstreams' ports.
+//! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
+//! scraping only from the scraper's namespace to the admin port; egress only to the cluster DNS and to the
+//! upstreams' ports.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,29 +33,36 @@ pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
     }
 }
 
-/// Only the namespaces that send traffic, to the proxy port (which also serves `/metrics`):
-/// the ingress controller's while the Ingress is enabled, the Gateway's data plane while the
-/// HTTPRoute is (both during a migration), and the metrics scraper's.
+/// The namespaces that send API traffic to the API port: the ingress controller's while the
+/// Ingress is enabled, the Gateway's data plane while the HTTPRoute is (both during a
+/// migration); the metrics scraper's namespace to the admin port only (it has no business with
+/// the API, nor the controller with the metrics).
 fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
     let policy = &env.network_policy;
     let route = &env.http_route;
-    [
+    let rule = |ns: &str, port_number: u16| NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(namespace(ns)),
+            ..Default::default()
+        }]),
+        ports: Some(vec![port("TCP", i32::from(port_number))]),
+    };
+    let traffic: BTreeSet<&str> = [
         Some(&policy.ingress_controller_namespace).filter(|_| env.ingress.enabled),
         route.traffic_namespace().filter(|_| route.enabled),
-        policy.metrics_namespace.as_ref(),
     ]
     .into_iter()
     .flatten()
-    .collect::<BTreeSet<_>>()
-    .into_iter()
-    .map(|ns| NetworkPolicyIngressRule {
-        from: Some(vec![NetworkPolicyPeer {
-            namespace_selector: Some(namespace(ns.as_str())),
-            ..Default::default()
-        }]),
-        ports: Some(vec![port("TCP", i32::from(env.proxy.port))]),
-    })
-    .collect()
+    .map(|ns| ns.as_str())
+    .collect();
+    let mut rules: Vec<_> = traffic
+        .into_iter()
+        .map(|ns| rule(ns, env.proxy.port))
+        .collect();
+    if let Some(ns) = &policy.metrics_namespace {
+        rules.push(rule(ns.as_str(), env.proxy.admin_port));
+    }
+    rules
 }
 
 /// DNS first, always: without it no upstream name resolves (the seed's "connection refused").
@@ -219,32 +227,48 @@ mod tests {
         }
     }
 
-    fn sources(env: &Environment) -> Vec<String> {
+    fn sources(env: &Environment) -> Vec<(String, i32)> {
         spec(env)
             .ingress
             .iter()
             .flatten()
-            .flat_map(|r| r.from.iter().flatten())
-            .filter_map(|peer| peer.namespace_selector.as_ref()?.match_labels.clone())
-            .map(|labels| labels[NAMESPACE_NAME_LABEL].clone())
+            .flat_map(|r| {
+                let port = match r.ports.as_ref().and_then(|p| p[0].port.clone()) {
+                    Some(IntOrString::Int(n)) => n,
+                    _ => -1,
+                };
+                r.from.iter().flatten().map(move |peer| (peer, port))
+            })
+            .filter_map(|(peer, port)| {
+                let labels = peer.namespace_selector.as_ref()?.match_labels.clone()?;
+                Some((labels[NAMESPACE_NAME_LABEL].clone(), port))
+            })
             .collect()
     }
 
     #[test]
     fn the_gateway_namespace_replaces_the_ingress_controllers() {
         let mut env = load("staging");
-        assert_eq!(sources(&env), ["gateway-system", "monitoring"]);
+        let (api, admin) = (i32::from(env.proxy.port), i32::from(env.proxy.admin_port));
+        let got = |env: &Environment| sources(env);
+        assert_eq!(
+            got(&env),
+            [("gateway-system".into(), api), ("monitoring".into(), admin)]
+        );
         env.http_route.dataplane_namespace = Some(DnsLabel::known("envoy-gateway-system"));
-        assert_eq!(sources(&env), ["envoy-gateway-system", "monitoring"]);
         env.ingress.enabled = true;
         assert_eq!(
-            sources(&env),
-            ["envoy-gateway-system", "ingress-nginx", "monitoring"],
+            got(&env),
+            [
+                ("envoy-gateway-system".into(), api),
+                ("ingress-nginx".into(), api),
+                ("monitoring".into(), admin)
+            ],
             "both while migrating"
         );
         env.ingress.enabled = false;
         env.http_route.enabled = false;
-        assert_eq!(sources(&env), ["monitoring"]);
+        assert_eq!(got(&env), [("monitoring".into(), admin)]);
     }
 
     #[test]
@@ -266,9 +290,19 @@ mod tests {
             })
             .collect();
         assert_eq!(sources, ["ingress-nginx", "monitoring"]);
-        for rule in spec.ingress.unwrap_or_default() {
-            assert_eq!(rule.ports.map(|p| p.len()), Some(1));
-        }
+        let ports: Vec<_> = spec
+            .ingress
+            .iter()
+            .flatten()
+            .map(|r| r.ports.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                vec![port("TCP", i32::from(env.proxy.port))],
+                vec![port("TCP", i32::from(env.proxy.admin_port))]
+            ]
+        );
         assert_eq!(
             spec.pod_selector.and_then(|s| s.match_labels),
             Some(labels::selector(&env, "production"))

@@ -1,7 +1,8 @@
 //! The proxy's alerts, each with the action its runbook entry (README: Alerts) describes.
 
 use ai_api_proxy_config::metrics::{
-    CIRCUIT_BREAKER_STATE, RATE_LIMITED, REQUESTS, UPSTREAM_FIRST_BYTE, breaker,
+    CIRCUIT_BREAKER_STATE, KEY_RELOAD_FAILURES, RATE_LIMITED, REQUESTS, UPSTREAM_AUTH_FAILURES,
+    UPSTREAM_FIRST_BYTE, breaker,
 };
 
 use super::promql::Scope;
@@ -66,10 +67,24 @@ pub fn alerts(env: &Environment) -> Vec<Alert> {
                       closed for a minute: the proxy is not sending it requests."
                 .into(),
             action: "Look at the access log of the upstream's last requests (status, error). \
-                     401/403: its API key was revoked or rotated; update the Secret named in \
-                     proxy.upstreams[].api_key. 5xx or timeouts: a provider outage; check its \
-                     status page. Models with a fallback upstream keep working; for the others, \
-                     add a fallback in proxy.models or wait.",
+                     401/403: see AiProxyUpstreamAuthFailures. 5xx or timeouts: a provider \
+                     outage; check its status page. Models with a fallback upstream keep \
+                     working; for the others, add a fallback in proxy.models or wait.",
+        },
+        Alert {
+            name: "AiProxyUpstreamAuthFailures",
+            severity: Severity::Critical,
+            for_: "5m",
+            expr: format!(
+                "{} > 0",
+                s.sum_rate(&UPSTREAM_AUTH_FAILURES, &["upstream"], "", WINDOW)
+            ),
+            summary: "Upstream {{ $labels.upstream }} refuses the proxy's API key (401/403)."
+                .into(),
+            action: "The upstream's key was revoked, rotated or mistyped. Put the valid key into \
+                     the Secret named in proxy.upstreams[].api_key (kubectl create secret \
+                     generic … --dry-run=client -o yaml | kubectl apply -f -); the proxy \
+                     reloads it without a restart (AiProxyKeyReloadFailed fires if it cannot).",
         },
         Alert {
             name: "AiProxyServerErrors",
@@ -126,6 +141,23 @@ pub fn alerts(env: &Environment) -> Vec<Alert> {
             action: "Find the clients answered 429 in the access log (their key id). One client: \
                      ask it to back off or give it its own, higher limit. Many clients: the \
                      limit is below real traffic; raise proxy.rate_limit and render.",
+        },
+        Alert {
+            name: "AiProxyKeyReloadFailed",
+            severity: Severity::Warning,
+            for_: "0m",
+            expr: format!(
+                "{} > 0",
+                s.sum_increase(&KEY_RELOAD_FAILURES, &["file"], "15m")
+            ),
+            summary: "The proxy could not use the changed secret file {{ $labels.file }}; the \
+                      previous keys stay in force."
+                .into(),
+            action: "The proxy's log names the file and why (empty, unreadable, a malformed \
+                     line). Fix the Secret: client keys are `<id>:<sha256 hex>` lines, an \
+                     upstream key is the key alone. The kubelet updates the mounted file within \
+                     a minute or two and the proxy reloads it; the alert clears 15 minutes after \
+                     the last failure.",
         },
         Alert {
             name: "AiProxyPodsNotReady",

@@ -5,11 +5,11 @@ use infra_crds::monitoring::podmonitors::{
     PodMonitorPodMetricsEndpoints, PodMonitorSelector, PodMonitorSpec,
 };
 
-use crate::build::{PORT_NAME, labels};
+use crate::build::{ADMIN_PORT_NAME, labels};
 use crate::config::Environment;
 
-/// The container port that serves metrics (the API port until the proxy has an admin port).
-pub const METRICS_PORT_NAME: &str = PORT_NAME;
+/// The container port that serves metrics: the admin port, which the Service never exposes.
+pub const METRICS_PORT_NAME: &str = ADMIN_PORT_NAME;
 
 /// The PodMonitor, or `None` when `metrics.pod_monitor` is off. A PodMonitor rather than a
 /// ServiceMonitor: the metrics port is the pods', not something the Service exposes.

@@ -46,6 +46,17 @@ impl Scope {
         format!("rate({}_total{}[{window}])", m.name, self.selector(extra))
     }
 
+    /// `sum by (labels) (increase(…[window]))`: how much a counter grew over `window`.
+    pub fn sum_increase(&self, m: &Metric, by: &[&str], window: &str) -> String {
+        debug_assert!(matches!(m.kind, Kind::Counter), "{}", m.name);
+        format!(
+            "sum{}(increase({}_total{}[{window}]))",
+            by_clause(by),
+            m.name,
+            self.selector("")
+        )
+    }
+
     /// `sum by (labels) (rate(…))`, or `sum(rate(…))` without labels.
     pub fn sum_rate(&self, m: &Metric, by: &[&str], extra: &str, window: &str) -> String {
         format!("sum{}({})", by_clause(by), self.rate(m, extra, window))

@@ -181,9 +181,11 @@ fn alerts_carry_severity_action_and_runbook_link() {
         names,
         [
             "AiProxyUpstreamDown",
+            "AiProxyUpstreamAuthFailures",
             "AiProxyServerErrors",
             "AiProxySlowFirstByte",
             "AiProxyRateLimitedSurge",
+            "AiProxyKeyReloadFailed",
             "AiProxyPodsNotReady",
             "AiProxyDown"
         ]
