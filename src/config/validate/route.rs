@@ -39,6 +39,11 @@ pub(super) fn http_route(r: &mut Report, env: &Environment) {
     );
     let mut seen = BTreeMap::new();
     for (i, host) in route.hostnames.iter().enumerate() {
+        r.check(
+            host.as_str().parse::<std::net::IpAddr>().is_err(),
+            format!("http_route.hostnames[{i}]"),
+            || format!("`{host}` is an IP address: the Gateway API routes host names only"),
+        );
         if let Some(first) = seen.insert(host.as_str(), i) {
             seen.insert(host.as_str(), first);
             r.push(
@@ -156,10 +161,14 @@ mod tests {
             path_type: Default::default(),
         });
         env.http_route.paths.push(env.http_route.paths[0].clone());
+        env.http_route
+            .hostnames
+            .push(Hostname::try_from("10.0.0.1".to_owned()).unwrap());
         assert_eq!(
             problems(&env),
             [
                 "http_route.hostnames[1]: `api.staging.ai.example.com` is also http_route.hostnames[0]: expected each host once",
+                "http_route.hostnames[2]: `10.0.0.1` is an IP address: the Gateway API routes host names only",
                 "http_route.paths[1].path: got `/v1/../admin`: expected an absolute, normalized path like `/` or `/v1`, without `/../`",
                 "http_route.paths[2].path: `/` is also http_route.paths[0]: expected each path once",
             ]
