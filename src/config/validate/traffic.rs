@@ -126,13 +126,7 @@ pub(super) fn ingress_nginx_annotations(r: &mut Report, env: &Environment) {
         return;
     }
     let proxy = &env.proxy;
-    let total = proxy
-        .upstreams
-        .iter()
-        .map(|u| proxy.timeouts_for(u).total)
-        .chain([proxy.timeouts.total])
-        .max()
-        .unwrap_or(proxy.timeouts.total);
+    let total = proxy.longest(|t| t.total);
     for (key, value) in &ing.annotations {
         let Some(name) = key.strip_prefix(NGINX) else {
             continue;
@@ -255,7 +249,7 @@ fn parse_cidr(cidr: &str) -> Result<(), String> {
 }
 
 /// A Kubernetes qualified name (annotation and label keys): `[prefix/]name`.
-fn qualified_name_ok(key: &str) -> bool {
+pub(super) fn qualified_name_ok(key: &str) -> bool {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -264,7 +258,7 @@ fn qualified_name_ok(key: &str) -> bool {
 }
 
 /// A label value (also the name part of a qualified name): ≤ 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
-fn label_value_ok(v: &str) -> bool {
+pub(super) fn label_value_ok(v: &str) -> bool {
     let b = v.as_bytes();
     b.is_empty()
         || (b.len() <= 63
