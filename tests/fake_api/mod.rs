@@ -2,6 +2,12 @@
 //! protocol `infra apply` uses (GET, server-side apply PATCH, LIST with labelSelector, DELETE
 //! with DeleteOptions), keeps objects in memory, records every request, and reports the
 //! Deployment's rollout as it is told to. Plus the scratch folder and kubeconfig pointing at it.
+//!
+//! What it fakes, and what it is still for: it has no server-side-apply merge, no managed fields
+//! or conflicts, no defaults, no RBAC and no controllers, so it proves nothing about how apply
+//! behaves against Kubernetes; the real control plane (`tests/plane`, `tests/e2e_*.rs`) does.
+//! Keep here only faults the real server cannot show cheaply: an unreachable or dying server, a
+//! 500 or a malformed answer, and the exact requests apply sends (recorded here, and nowhere else).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

@@ -1,0 +1,158 @@
+//! The plane's processes: each in its own process group with its output in `<plane>/<name>.log`,
+//! and one watchdog that stops them all when the plane is dropped or the test binary exits,
+//! however it exits (a panic, `std::process::exit`, a signal, SIGKILL): it waits for the end of
+//! a pipe only the test process holds, then sends SIGTERM, then SIGKILL after 5 s, to every pid
+//! recorded in `<plane>/pids` whose command line still names the plane's folder (never a
+//! reused pid), and removes the folder unless `INFRA_E2E_KEEP` is set.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WATCHDOG: &str = r#"
+trap '' INT HUP TERM PIPE
+read -r _
+dir=$1 keep=$2
+ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF -- "$dir"; }
+left=()
+while read -r pid; do ours "$pid" && left+=("$pid"); done < "$dir/pids"
+((${#left[@]})) && kill -TERM "${left[@]}" 2> /dev/null
+for _ in $(seq 50); do
+  pids=("${left[@]}") left=()
+  for pid in "${pids[@]}"; do ours "$pid" && left+=("$pid"); done
+  ((${#left[@]})) || break
+  sleep 0.1
+done
+((${#left[@]})) && kill -KILL "${left[@]}" 2> /dev/null
+[[ -n $keep ]] || rm -rf "$dir"
+"#;
+
+/// The running processes of one plane.
+pub struct Procs {
+    dir: PathBuf,
+    pids: File,
+    children: Vec<(&'static str, Child)>,
+    watchdog: Option<(ChildStdin, Child)>,
+}
+
+impl Procs {
+    /// Starts the watchdog of `dir` (which must exist).
+    pub fn new(dir: &Path) -> Result<Self, String> {
+        let pids_path = dir.join("pids");
+        let pids = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&pids_path)
+            .map_err(|e| format!("{}: {e}", pids_path.display()))?;
+        let keep = std::env::var("INFRA_E2E_KEEP").unwrap_or_default();
+        let mut watchdog = Command::new("bash")
+            .args(["-c", WATCHDOG, "plane-watchdog"])
+            .arg(dir)
+            .arg(keep)
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("watchdog: {e}"))?;
+        let stdin = watchdog.stdin.take().ok_or("watchdog: no stdin")?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            pids,
+            children: Vec::new(),
+            watchdog: Some((stdin, watchdog)),
+        })
+    }
+
+    /// Starts `cmd` as `name`, output appended to `<plane>/<name>.log`.
+    pub fn spawn(&mut self, name: &'static str, mut cmd: Command) -> Result<(), String> {
+        let log = self.log(name);
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{name}: {e}"))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("{name}: cannot start {:?}: {e}", cmd.get_program()))?;
+        writeln!(self.pids, "{}", child.id()).map_err(|e| format!("pids: {e}"))?;
+        self.children.push((name, child));
+        Ok(())
+    }
+
+    /// An error naming the first process that has exited, with the end of its log.
+    pub fn check(&mut self) -> Result<(), String> {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "{name} exited ({status}); the end of {}:\n{}",
+                    self.dir.join(format!("{name}.log")).display(),
+                    tail(&self.dir.join(format!("{name}.log")))
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `ready` every 100 ms until it returns `Some`, for at most `limit`; fails early when
+    /// a process exits. The error names `what` and ends with the logs' last lines.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut ready: impl FnMut() -> Option<T>,
+    ) -> Result<T, String> {
+        let start = Instant::now();
+        loop {
+            self.check()
+                .map_err(|e| format!("waiting for {what}: {e}"))?;
+            if let Some(value) = ready() {
+                return Ok(value);
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "{what}: not ready after {limit:?}\n{}",
+                    self.tails()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The log file of process `name`.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// The last lines of every process's log.
+    pub fn tails(&self) -> String {
+        self.children
+            .iter()
+            .map(|(name, _)| format!("--- {name}.log\n{}", tail(&self.log(name))))
+            .collect()
+    }
+}
+
+impl Drop for Procs {
+    /// Closes the watchdog's pipe, waits for it to stop everything, and reaps the processes.
+    fn drop(&mut self) {
+        if let Some((stdin, mut watchdog)) = self.watchdog.take() {
+            drop(stdin);
+            let _ = watchdog.wait();
+        }
+        for (_, child) in &mut self.children {
+            // Already stopped by the watchdog, unless someone killed it first.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The last 20 lines of a log.
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n") + "\n"
+}
