@@ -116,6 +116,27 @@ impl Cluster {
         serde_json::from_str(&json).unwrap()
     }
 
+    /// The managers owning the Deployment's `spec.replicas`.
+    pub fn replicas_owners(&self) -> Vec<String> {
+        let json = self.plane.kubectl([
+            "-n",
+            &self.ns,
+            "get",
+            &format!("deployment/{APP}"),
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ]);
+        let d: Value = serde_json::from_str(&json).unwrap();
+        d["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["fieldsV1"]["f:spec"].get("f:replicas").is_some())
+            .map(|m| m["manager"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Whether `kubectl -n <ns> get <what>` finds it.
     pub fn exists(&self, what: &str) -> bool {
         self.plane
@@ -138,6 +159,44 @@ impl Cluster {
                 },
             )
             .unwrap();
+    }
+}
+
+impl Cluster {
+    /// `kubectl apply -f -` of `yaml` (cluster-wide objects, or with their own namespace).
+    pub fn kubectl_apply(&self, yaml: &str) {
+        let mut child = self
+            .plane
+            .kubectl_command()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), yaml.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    /// The Deployment's `spec.replicas`.
+    pub fn replicas(&self) -> i64 {
+        self.get(&format!("deployment/{APP}"))["spec"]["replicas"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// The messages of the ScalingReplicaSet events of the namespace (what the Deployment
+    /// controller did to its ReplicaSets).
+    pub fn scaling_events(&self) -> Vec<String> {
+        let events = self.get("events");
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["reason"] == "ScalingReplicaSet")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 }
 
