@@ -25,7 +25,7 @@ test:
 
 # Build the e2e control plane (once; needs Go), then run the e2e tier against it.
 e2e:
-    bin="$(bash e2e/build-plane.sh)"; INFRA_E2E_BIN="$bin" cargo test --locked --test 'e2e_*'
+    bin="$(bash e2e/build-plane.sh)"; E2E_PLANE_BIN="$bin" cargo test --locked --test 'e2e_*'
 
 # Formatting and lints, warnings as errors.
 lint:

@@ -7,17 +7,17 @@
 #   taplo="$(npm_tool @taplo/cli "$TAPLO_CLI_VERSION" taplo)"
 #   apt_tool prometheus "$PROMETHEUS_DEB_VERSION"         # then: promtool
 #
-# Tools are installed under $INFRA_CI_TOOLS (default: $TMPDIR/infra-ci-tools), one folder per
+# Tools are installed under $CI_TOOLS_DIR (default: $TMPDIR/infra-ci-tools), one folder per
 # version, so a bump installs anew and an unchanged pin is reused.
 
 # Python tools: .ci/requirements.txt (all dependencies pinned). pip itself:
 PIP_VERSION=26.3
 # npm packages (npm_tool):
-TAPLO_CLI_VERSION=0.7.0
+TAPLO_CLI_VERSION=0.7.0   # `taplo --version` says 0.9.0: the npm package bundles that release
 # Debian packages (apt_tool), exact Debian versions as `apt-cache policy <package>` shows them:
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 
-CI_TOOLS="${INFRA_CI_TOOLS:-${TMPDIR:-/tmp}/infra-ci-tools}"
+CI_TOOLS="${CI_TOOLS_DIR:-${TMPDIR:-/tmp}/infra-ci-tools}"
 CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Prints the bin folder of a virtualenv holding exactly .ci/requirements.txt.

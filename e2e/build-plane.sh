@@ -7,11 +7,11 @@
 #   bash e2e/build-plane.sh            # builds if needed; prints the folder holding the binaries
 #   bash e2e/build-plane.sh --cached   # prints that folder if it is built, else fails (no build)
 #
-# INFRA_E2E_CACHE picks the cache root (default: ~/.cache/infra-e2e). The tests find the
-# binaries through INFRA_E2E_BIN, else through --cached (tests/plane/bins.rs).
+# E2E_PLANE_CACHE picks the cache root (default: ~/.cache/infra-e2e). The tests find the
+# binaries through E2E_PLANE_BIN, else through --cached (tests/plane/bins.rs).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-cache="${INFRA_E2E_CACHE:-$HOME/.cache/infra-e2e}"
+cache="${E2E_PLANE_CACHE:-$HOME/.cache/infra-e2e}"
 k8s_version="$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$here/plane/go.mod")"
 [[ -n "$k8s_version" ]] || { echo "build-plane: no k8s.io/kubernetes in e2e/plane/go.mod" >&2; exit 1; }
 tools=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
@@ -48,7 +48,7 @@ bin="$cache/$k8s_version-$key"
 complete() { for t in "${tools[@]}"; do [[ -x "$bin/$t" ]] || return 1; done; }
 if complete; then echo "$bin"; exit 0; fi
 if [[ "${1:-}" == --cached ]]; then
-  echo "the control plane is not built in $bin: run bash e2e/build-plane.sh (needs Go)" >&2
+  echo "the control plane is not built (bash e2e/build-plane.sh builds it into $bin; needs Go)" >&2
   exit 1
 fi
 

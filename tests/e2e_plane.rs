@@ -184,5 +184,5 @@ fn a_dropped_plane_leaves_no_process_and_no_folder() {
             "process {pid} still runs"
         );
     }
-    assert!(!dir.exists() || std::env::var_os("INFRA_E2E_KEEP").is_some());
+    assert!(!dir.exists() || std::env::var_os("E2E_PLANE_KEEP").is_some());
 }

@@ -1,4 +1,4 @@
-//! Where the plane's binaries are: `INFRA_E2E_BIN` when set (then they must be there), else the
+//! Where the plane's binaries are: `E2E_PLANE_BIN` when set (then they must be there), else the
 //! cache folder `e2e/build-plane.sh --cached` names (absent: the e2e tests are skipped).
 
 use std::path::{Path, PathBuf};
@@ -18,18 +18,18 @@ pub const TOOLS: [&str; 6] = [
 pub enum Missing {
     /// Not built, and not asked for: the tests skip, printing this.
     Skip(String),
-    /// Asked for (`INFRA_E2E_BIN`) but unusable: the tests fail with this.
+    /// Asked for (`E2E_PLANE_BIN`) but unusable: the tests fail with this.
     Fail(String),
 }
 
 /// The folder holding [`TOOLS`] (and kwok's `kwok-stages/`).
 pub fn locate() -> Result<PathBuf, Missing> {
-    if let Some(dir) = std::env::var_os("INFRA_E2E_BIN") {
+    if let Some(dir) = std::env::var_os("E2E_PLANE_BIN") {
         let dir = PathBuf::from(dir);
         return match missing_tools(&dir) {
             None => Ok(dir),
             Some(tool) => Err(Missing::Fail(format!(
-                "INFRA_E2E_BIN={}: no executable {tool} there",
+                "E2E_PLANE_BIN={}: no executable {tool} there",
                 dir.display()
             ))),
         };
@@ -45,7 +45,7 @@ pub fn locate() -> Result<PathBuf, Missing> {
     match (out.status.success(), stdout.trim()) {
         (true, dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
         _ => Err(Missing::Skip(format!(
-            "{} (or set INFRA_E2E_BIN)",
+            "{}, or set E2E_PLANE_BIN",
             stderr.trim()
         ))),
     }

@@ -21,10 +21,10 @@
 //! [`shared`] is the plane of the whole test binary (started once, a few seconds; tests run in
 //! parallel on it, so each takes its own namespace); [`Plane::start`] gives a test a plane of
 //! its own, stopped when dropped. Either way every process stops when the test binary exits,
-//! however it exits (`procs`). When the binaries are not built and `INFRA_E2E_BIN` is not set,
+//! however it exits (`procs`). When the binaries are not built and `E2E_PLANE_BIN` is not set,
 //! both return `None` after printing why, and the test passes without running; with
-//! `INFRA_E2E_BIN` set (CI) a missing binary or a plane that does not start fails the test.
-//! `INFRA_E2E_KEEP=1` keeps the plane's folder (logs, certificates) after the run.
+//! `E2E_PLANE_BIN` set (CI) a missing binary or a plane that does not start fails the test.
+//! `E2E_PLANE_KEEP=1` keeps the plane's folder (logs, certificates) after the run.
 
 #![allow(
     dead_code,
@@ -43,7 +43,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, Once, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bins::Missing;
@@ -52,7 +52,7 @@ use pki::Pki;
 use procs::Procs;
 
 /// The plane of this test binary, started on first use; `None` (reason printed once) when the
-/// binaries are not built. Panics when `INFRA_E2E_BIN` is set and the plane cannot start.
+/// binaries are not built. Panics when `E2E_PLANE_BIN` is set and the plane cannot start.
 pub fn shared() -> Option<&'static Plane> {
     static PLANE: OnceLock<Result<Plane, Missing>> = OnceLock::new();
     match PLANE.get_or_init(Plane::launch) {
@@ -162,10 +162,26 @@ impl Plane {
         &self,
         what: &str,
         limit: Duration,
-        ready: impl FnMut() -> Option<T>,
+        mut ready: impl FnMut() -> Option<T>,
     ) -> Result<T, String> {
-        let mut procs = self.procs.lock().unwrap_or_else(PoisonError::into_inner);
-        procs.wait_for(what, limit, ready)
+        let start = Instant::now();
+        loop {
+            self.procs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .check()
+                .map_err(|e| format!("waiting for {what}: {e}"))?;
+            if let Some(value) = ready() {
+                return Ok(value);
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "{what}: not ready after {limit:?}\n{}",
+                    self.logs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The last lines of every process's log (for a failing test's message).
@@ -175,12 +191,11 @@ impl Plane {
     }
 
     fn launch() -> Result<Self, Missing> {
+        static SKIPPED: Once = Once::new();
         let bin = bins::locate().inspect_err(|missing| {
             if let Missing::Skip(why) = missing {
-                say(&format!(
-                    "e2e tests of {} skipped: {why}",
-                    env!("CARGO_CRATE_NAME")
-                ));
+                let crate_name = env!("CARGO_CRATE_NAME");
+                SKIPPED.call_once(|| say(&format!("e2e tests of {crate_name} skipped: {why}")));
             }
         })?;
         let start = Instant::now();
@@ -191,7 +206,7 @@ impl Plane {
             PLANES.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&dir);
-        let keep = format!("(INFRA_E2E_KEEP=1 keeps {})", dir.display());
+        let keep = format!("(E2E_PLANE_KEEP=1 keeps {})", dir.display());
         Self::boot(bin, dir, start).map_err(|e| Missing::Fail(format!("{e}\n{keep}")))
     }
 

@@ -1,32 +1,23 @@
 //! The plane's processes: each in its own process group with its output in `<plane>/<name>.log`,
 //! and one watchdog that stops them all when the plane is dropped or the test binary exits,
 //! however it exits (a panic, `std::process::exit`, a signal, SIGKILL): it waits for the end of
-//! a pipe only the test process holds, then sends SIGTERM, then SIGKILL after 5 s, to every pid
-//! recorded in `<plane>/pids` whose command line still names the plane's folder (never a
-//! reused pid), and removes the folder unless `INFRA_E2E_KEEP` is set.
+//! a pipe only the test process holds, then kills (SIGKILL: nothing of a test plane is worth a
+//! graceful shutdown) every pid recorded in `<plane>/pids` whose command line still names the
+//! plane's folder (never a reused pid), and removes the folder unless `E2E_PLANE_KEEP` is set.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
 
 const WATCHDOG: &str = r#"
 trap '' INT HUP TERM PIPE
 read -r _
 dir=$1 keep=$2
-ours() { [[ -r /proc/$1/cmdline ]] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -qF -- "$dir"; }
-left=()
-while read -r pid; do ours "$pid" && left+=("$pid"); done < "$dir/pids"
-((${#left[@]})) && kill -TERM "${left[@]}" 2> /dev/null
-for _ in $(seq 50); do
-  pids=("${left[@]}") left=()
-  for pid in "${pids[@]}"; do ours "$pid" && left+=("$pid"); done
-  ((${#left[@]})) || break
-  sleep 0.1
-done
-((${#left[@]})) && kill -KILL "${left[@]}" 2> /dev/null
+while read -r pid; do
+  { tr '\0' ' ' < "/proc/$pid/cmdline"; } 2> /dev/null | grep -qF -- "$dir" && kill -KILL "$pid"
+done < "$dir/pids"
 [[ -n $keep ]] || rm -rf "$dir"
 "#;
 
@@ -47,7 +38,7 @@ impl Procs {
             .append(true)
             .open(&pids_path)
             .map_err(|e| format!("{}: {e}", pids_path.display()))?;
-        let keep = std::env::var("INFRA_E2E_KEEP").unwrap_or_default();
+        let keep = std::env::var("E2E_PLANE_KEEP").unwrap_or_default();
         let mut watchdog = Command::new("bash")
             .args(["-c", WATCHDOG, "plane-watchdog"])
             .arg(dir)
@@ -94,31 +85,6 @@ impl Procs {
             }
         }
         Ok(())
-    }
-
-    /// Calls `ready` every 100 ms until it returns `Some`, for at most `limit`; fails early when
-    /// a process exits. The error names `what` and ends with the logs' last lines.
-    pub fn wait_for<T>(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        mut ready: impl FnMut() -> Option<T>,
-    ) -> Result<T, String> {
-        let start = Instant::now();
-        loop {
-            self.check()
-                .map_err(|e| format!("waiting for {what}: {e}"))?;
-            if let Some(value) = ready() {
-                return Ok(value);
-            }
-            if start.elapsed() > limit {
-                return Err(format!(
-                    "{what}: not ready after {limit:?}\n{}",
-                    self.tails()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 
     /// The log file of process `name`.
