@@ -131,8 +131,10 @@ pub async fn run(
         }
     }
     if options.prune && superset != members && !options.dry_run {
-        let parent = with_parent(built, env_name, &members);
-        let final_record = objects::check(client, &parent[parent.len() - 1..], false, true).await?;
+        let parent = [Object::ConfigMap(build::applyset::parent(
+            env, env_name, &members,
+        ))];
+        let final_record = objects::check(client, &parent, false, true).await?;
         objects::apply(client, &final_record, false, &mut |_| {}).await?;
     }
     let verb = if options.dry_run {

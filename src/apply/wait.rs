@@ -194,10 +194,9 @@ pub async fn ready(
                     }
                     return Err(Error::NotReady(text));
                 }
-                Progress::Waiting(why) => {
+                Progress::Waiting(_) => {
                     still.push(*object);
                     last_reads.push((object, r));
-                    let _ = why;
                 }
             }
         }
