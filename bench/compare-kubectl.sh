@@ -7,10 +7,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash e2e/build-plane.sh >/dev/null
+# Set, E2E_PLANE_BIN makes a plane that cannot start fail the benchmark instead of skipping it.
+E2E_PLANE_BIN="$(bash e2e/build-plane.sh)"
+export E2E_PLANE_BIN
 cargo build --release --locked -q --bin infra
 TARGET="$(cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-INFRA_BENCH_BIN="$TARGET/release/infra" RUNS="${RUNS:-20}" \
-  cargo test --locked -q --test e2e_bench -- --ignored --nocapture 2>&1 \
-  | sed -n '/^[0-9]* runs each/,/^|.*x |$/p'
+out="$(INFRA_BENCH_BIN="$TARGET/release/infra" RUNS="${RUNS:-20}" \
+  cargo test --locked -q --test e2e_bench -- --ignored --nocapture 2>&1)" \
+  || { echo "$out" >&2; exit 1; }
+table="$(sed -n '/^[0-9]* runs each/,/^|.*x |$/p' <<< "$out")"
+[[ -n "$table" ]] || { echo "compare-kubectl: no table in the benchmark's output:" >&2; echo "$out" >&2; exit 1; }
+echo "$table"
