@@ -13,9 +13,10 @@ export E2E_PLANE_BIN
 cargo build --release --locked -q --bin infra
 TARGET="$(cargo metadata --format-version 1 --no-deps --locked \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
-out="$(INFRA_BENCH_BIN="$TARGET/release/infra" RUNS="${RUNS:-20}" \
+out="$(BENCH_INFRA_BIN="$TARGET/release/infra" RUNS="${RUNS:-20}" \
   cargo test --locked -q --test e2e_bench -- --ignored --nocapture 2>&1)" \
   || { echo "$out" >&2; exit 1; }
-table="$(sed -n '/^[0-9]* runs each/,/^|.*x |$/p' <<< "$out")"
+# From the "N runs each" line through the last table row.
+table="$(awk '/^[0-9]+ runs each/ {p = 1; print; next} p && /^\|/ {print; t = 1; next} p && t {exit} p' <<< "$out")"
 [[ -n "$table" ]] || { echo "compare-kubectl: no table in the benchmark's output:" >&2; echo "$out" >&2; exit 1; }
 echo "$table"

@@ -44,8 +44,8 @@ fn infra_against_kubectl() {
     let Some(c) = Cluster::new("bench") else {
         panic!("the control plane is not built: bash e2e/build-plane.sh")
     };
-    let infra_bin = std::env::var_os("INFRA_BENCH_BIN")
-        .unwrap_or_else(|| panic!("INFRA_BENCH_BIN: the release infra to measure"));
+    let infra_bin = std::env::var_os("BENCH_INFRA_BIN")
+        .unwrap_or_else(|| panic!("BENCH_INFRA_BIN: the release infra to measure"));
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -53,11 +53,18 @@ fn infra_against_kubectl() {
     let set = format!("namespace={}", c.ns);
     let infra = |args: &[&str]| {
         let mut cmd = Command::new(&infra_bin);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("INFRA_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd.current_dir(c.sandbox.root())
             .env("NO_COLOR", "1")
             .args(args)
-            .args(["--env", "production", "--set", &set, "--kubeconfig"])
-            .arg(c.plane.kubeconfig());
+            .args(["--env", "production", "--set", &set]);
+        if args[0] != "render" {
+            cmd.arg("--kubeconfig").arg(c.plane.kubeconfig());
+        }
         cmd
     };
     let kubectl = |args: &[&str]| {
@@ -101,7 +108,7 @@ fn infra_against_kubectl() {
         }
         let (a, b) = (median(a), median(b));
         rows.push(format!(
-            "| {name} | `infra {}` {} | `kubectl {} -k out/production` {} | {:.2}x |",
+            "| {name} | `infra {}`: {} | `kubectl {} out/production`: {} | {:.2}x |",
             ours.join(" "),
             ms(a),
             theirs.join(" "),
@@ -110,13 +117,15 @@ fn infra_against_kubectl() {
         ));
     }
     println!(
-        "\n{runs} runs each, interleaved, median wall time (infra release build, kubectl {}):\n",
+        "\n{runs} runs each, interleaved, median wall time; infra release build, kubectl and the control plane {}:\n",
         c.plane
             .kubectl(["version", "--client", "-o", "json"])
             .lines()
             .find(|l| l.contains("gitVersion"))
             .unwrap_or("")
             .trim()
+            .trim_start_matches("\"gitVersion\": ")
+            .trim_end_matches(',')
     );
     println!("| step | infra | kubectl | infra / kubectl |\n| --- | --- | --- | --- |");
     for row in rows {
