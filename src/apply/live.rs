@@ -60,7 +60,7 @@ pub async fn plan(client: &kube::Client, built: &Built, env_name: &str) -> Resul
         let name = format!("{}-{}.yaml", c.resource.kind.to_ascii_lowercase(), c.name());
         live.insert(name.clone(), yaml(&c.object)?);
     }
-    Ok(plan::compare(&live, &desired))
+    Ok(plan::compare(&live, &desired, plan::Sides::default()))
 }
 
 fn yaml(object: &DynamicObject) -> Result<String> {

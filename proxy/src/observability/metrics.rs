@@ -1,12 +1,15 @@
-//! Prometheus metrics, served in the text exposition format at `endpoints.metrics`.
+//! Prometheus metrics, served in the text exposition format at `endpoints.metrics` on the
+//! admin listener. Names, help texts, buckets and label values come from the catalogue in
+//! `ai_api_proxy_config::metrics`.
 
 use std::sync::Arc;
 
+use ai_api_proxy_config::metrics as catalogue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Labels of a finished request.
@@ -48,17 +51,31 @@ pub struct TokenLabels {
 pub struct StreamErrorLabels {
     /// Upstream name.
     pub upstream: Arc<str>,
-    /// `reset`, `idle_timeout` or `total_timeout`.
+    /// One of `catalogue::STREAM_ERROR_REASONS`.
     pub reason: &'static str,
 }
 
-/// Histogram buckets from 1 ms to about 2 min (LLM calls are slow, proxies fast).
+/// Labels naming a watched secret file (`client_keys`, or `upstream:<name>`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabels {
+    /// Which file.
+    pub file: Arc<str>,
+}
+
+/// Labels naming where a client was too slow.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// One of `catalogue::CLIENT_TIMEOUT_PHASES`.
+    pub phase: &'static str,
+}
+
+/// The catalogue's latency buckets (1 ms to about 2 min).
 #[derive(Clone, Copy, Debug)]
 pub struct Buckets;
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {
-        Histogram::new(exponential_buckets(0.001, 2.0, 18))
+        Histogram::new(catalogue::LATENCY_BUCKETS.bounds())
     }
 }
 
@@ -83,12 +100,28 @@ pub struct Metrics {
     pub breaker_state: Family<UpstreamLabels, Gauge>,
     /// Streams cut after the first byte, by upstream and reason.
     pub stream_errors: Family<StreamErrorLabels, Counter>,
+    /// Requests refused because their client had too many in flight.
+    pub in_flight_limited: Counter,
+    /// Requests refused because the request-body budget was spent.
+    pub body_budget_rejected: Counter,
+    /// Client connections open on the API port.
+    pub open_connections: Gauge,
+    /// Connections refused because `limits.max_connections` were open.
+    pub connections_rejected: Counter,
+    /// Clients too slow sending headers or a body, by phase.
+    pub client_timeouts: Family<PhaseLabels, Counter>,
+    /// Upstream 401/403 answers (the proxy's upstream key is wrong), by upstream.
+    pub upstream_auth_failures: Family<UpstreamLabels, Counter>,
+    /// Secret files reloaded after a change, by file.
+    pub key_reloads: Family<FileLabels, Counter>,
+    /// Changed secret files that could not be used (the old keys stay), by file.
+    pub key_reload_failures: Family<FileLabels, Counter>,
 }
 
 impl Metrics {
     /// Registers every metric; `upstreams` get their breaker gauge at 0 from the start.
     pub fn new<'a>(upstreams: impl IntoIterator<Item = &'a Arc<str>>) -> Self {
-        let mut registry = Registry::with_prefix("ai_proxy");
+        let mut registry = Registry::default();
         let m = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(Buckets),
@@ -99,53 +132,98 @@ impl Metrics {
             retries: Family::default(),
             breaker_state: Family::default(),
             stream_errors: Family::default(),
+            in_flight_limited: Counter::default(),
+            body_budget_rejected: Counter::default(),
+            open_connections: Gauge::default(),
+            connections_rejected: Counter::default(),
+            client_timeouts: Family::default(),
+            upstream_auth_failures: Family::default(),
+            key_reloads: Family::default(),
+            key_reload_failures: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
-            "requests",
-            "Requests answered, by model, upstream and status",
+            catalogue::REQUESTS.name,
+            catalogue::REQUESTS.help,
             m.requests.clone(),
         );
         registry.register(
-            "request_duration_seconds",
-            "Request duration until the last byte, by model",
+            catalogue::REQUEST_DURATION.name,
+            catalogue::REQUEST_DURATION.help,
             m.duration.clone(),
         );
         registry.register(
-            "upstream_first_byte_seconds",
-            "Time from sending to an upstream until its first byte, by upstream",
+            catalogue::UPSTREAM_FIRST_BYTE.name,
+            catalogue::UPSTREAM_FIRST_BYTE.help,
             m.upstream_ttfb.clone(),
         );
         registry.register(
-            "tokens",
-            "Tokens reported by upstreams, by model and kind (prompt, completion)",
+            catalogue::TOKENS.name,
+            catalogue::TOKENS.help,
             m.tokens.clone(),
         );
         registry.register(
-            "in_flight_requests",
-            "Requests being served, streams included",
+            catalogue::IN_FLIGHT.name,
+            catalogue::IN_FLIGHT.help,
             m.in_flight.clone(),
         );
         registry.register(
-            "rate_limited",
-            "Requests refused with 429 by the proxy's rate limit",
+            catalogue::RATE_LIMITED.name,
+            catalogue::RATE_LIMITED.help,
             m.rate_limited.clone(),
         );
         registry.register(
-            "upstream_retries",
-            "Attempts after the first, by upstream",
+            catalogue::UPSTREAM_RETRIES.name,
+            catalogue::UPSTREAM_RETRIES.help,
             m.retries.clone(),
         );
         registry.register(
-            "circuit_breaker_state",
-            "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
+            catalogue::CIRCUIT_BREAKER_STATE.name,
+            catalogue::CIRCUIT_BREAKER_STATE.help,
             m.breaker_state.clone(),
         );
         registry.register(
-            "stream_errors",
-            "Responses cut after their first byte, by upstream and reason",
+            catalogue::STREAM_ERRORS.name,
+            catalogue::STREAM_ERRORS.help,
             m.stream_errors.clone(),
         );
+        for (metric, family) in [
+            (catalogue::CLIENT_IN_FLIGHT_LIMITED, &m.in_flight_limited),
+            (catalogue::BODY_BUDGET_REJECTED, &m.body_budget_rejected),
+            (catalogue::CONNECTIONS_REJECTED, &m.connections_rejected),
+        ] {
+            registry.register(metric.name, metric.help, family.clone());
+        }
+        registry.register(
+            catalogue::OPEN_CONNECTIONS.name,
+            catalogue::OPEN_CONNECTIONS.help,
+            m.open_connections.clone(),
+        );
+        registry.register(
+            catalogue::CLIENT_TIMEOUTS.name,
+            catalogue::CLIENT_TIMEOUTS.help,
+            m.client_timeouts.clone(),
+        );
+        registry.register(
+            catalogue::UPSTREAM_AUTH_FAILURES.name,
+            catalogue::UPSTREAM_AUTH_FAILURES.help,
+            m.upstream_auth_failures.clone(),
+        );
+        registry.register(
+            catalogue::KEY_RELOADS.name,
+            catalogue::KEY_RELOADS.help,
+            m.key_reloads.clone(),
+        );
+        registry.register(
+            catalogue::KEY_RELOAD_FAILURES.name,
+            catalogue::KEY_RELOAD_FAILURES.help,
+            m.key_reload_failures.clone(),
+        );
+        for phase in catalogue::CLIENT_TIMEOUT_PHASES {
+            m.client_timeouts
+                .get_or_create(&PhaseLabels { phase })
+                .inc_by(0);
+        }
         // Every upstream's series exist from the start, so dashboards and alerts see zeros.
         for name in upstreams {
             let labels = UpstreamLabels {
@@ -153,7 +231,8 @@ impl Metrics {
             };
             m.breaker_state.get_or_create(&labels).set(0);
             m.retries.get_or_create(&labels).inc_by(0);
-            for reason in ["reset", "idle_timeout", "total_timeout"] {
+            m.upstream_auth_failures.get_or_create(&labels).inc_by(0);
+            for reason in catalogue::STREAM_ERROR_REASONS {
                 m.stream_errors
                     .get_or_create(&StreamErrorLabels {
                         upstream: name.clone(),
