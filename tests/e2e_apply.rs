@@ -192,18 +192,24 @@ spec:
 "#,
         ns = c.ns
     ));
-    // The policy takes effect once the API server has loaded it.
-    let mut last = String::new();
-    let failed = c.plane.wait_for(
-        "the admission policy",
-        std::time::Duration::from_secs(30),
-        || {
-            let out = c.infra("apply", "production", &["--no-wait"]);
-            last = format!("{}{}", stdout(&out), stderr(&out));
-            (!out.status.success()).then_some(out)
-        },
-    );
-    let out = failed.unwrap_or_else(|e| panic!("{e}\n{last}"));
+    // The policy takes effect once the API server has loaded it; an apply that went through
+    // before is undone (autoscaling off again) and tried again.
+    let out = c
+        .plane
+        .wait_for(
+            "the admission policy",
+            std::time::Duration::from_secs(90),
+            || {
+                let out = c.infra("apply", "production", &["--no-wait"]);
+                if out.status.success() {
+                    c.infra_ok("apply", "production", &[&off[..], &["--no-wait"]].concat());
+                    return None;
+                }
+                Some(out)
+            },
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let err = stderr(&out);
     let ns = &c.ns;
     assert!(err.contains("HPAs are frozen in this namespace"), "{err}");
