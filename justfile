@@ -1,4 +1,5 @@
 # Contributor shortcuts. Every recipe is a plain command you can also type yourself (README.md).
+# A recipe that loops over environments fails when there are none (an empty loop checks nothing).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -8,7 +9,7 @@ default:
 
 # Render every environment into out/<env>/.
 render:
-    for env in $(cargo run -q -- envs); do cargo run -q -- render --env "$env"; done
+    envs="$(cargo run -q --locked -- envs)"; [ -n "$envs" ] || { echo "no environment" >&2; exit 1; }; for env in $envs; do cargo run -q --locked -- render --env "$env"; done
 
 # Show what rendering an environment would change (default: production).
 plan env="production":
@@ -16,11 +17,15 @@ plan env="production":
 
 # Fail if out/ is stale for any environment (what CI runs).
 check:
-    for env in $(cargo run -q -- envs); do cargo run -q -- plan --env "$env" --check > /dev/null; done
+    bash .ci/check-out
 
-# Run every test of the workspace.
+# Run every test of the workspace (the e2e tier only if the control plane is built).
 test:
     cargo test --workspace --locked
+
+# Build the e2e control plane (once; needs Go), then run the e2e tier against it.
+e2e:
+    bin="$(bash e2e/build-plane.sh)"; E2E_PLANE_BIN="$bin" cargo test --locked --test 'e2e_*'
 
 # Formatting and lints, warnings as errors.
 lint:
@@ -31,7 +36,7 @@ lint:
 taplo:
     bash .ci/taplo-check
 
-# Validate out/ with kubernetes-validate (strict) and checkov (needs: pip install kubernetes-validate checkov).
+# Validate out/ with kubernetes-validate (strict) and checkov, at the versions CI pins.
 validate:
     bash .ci/validate-manifests
 

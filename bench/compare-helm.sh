@@ -15,8 +15,14 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/infra-bench.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 cargo build --release --locked -q --bin infra
-INFRA="$ROOT/target/release/infra"
-HELM="$("$ANCHOR/get_helm.sh" "$WORK/tools" 2>/dev/null | tail -1)"
+# wherever cargo puts it (CARGO_TARGET_DIR, build.target-dir)
+TARGET="$(cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+INFRA="$TARGET/release/infra"
+[[ -x "$INFRA" ]] || { echo "compare-helm: no $INFRA after cargo build" >&2; exit 1; }
+HELM="$("$ANCHOR/get_helm.sh" "$WORK/tools" | tail -1)"
+[[ -x "$HELM" ]] || { echo "compare-helm: get_helm.sh printed no helm binary ($HELM)" >&2; exit 1; }
+HELM_VERSION="$("$HELM" version --short)"
 
 # An environments folder whose production has N hosts (each with TLS) and N models.
 scaled_env() {
@@ -103,7 +109,7 @@ for n in 1 100 1000; do
 done
 measure ORDER
 
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); machine: $(nproc) cores; runs: $RUNS each, interleaved; helm: $("$HELM" version --short)"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); machine: $(nproc) cores; runs: $RUNS each, interleaved; helm: $HELM_VERSION"
 echo
 echo "| command | median wall ms | ratio to helm template | peak RSS MiB |"
 echo "| --- | ---: | ---: | ---: |"

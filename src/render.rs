@@ -63,6 +63,11 @@ pub fn file_name(object: &Object) -> String {
     )
 }
 
+/// `value` as YAML, written as the files are (for `plan --live`'s diffs of live objects).
+pub fn to_yaml(value: &impl Serialize) -> Result<String, RenderError> {
+    yaml(|| "an object".into(), value)
+}
+
 fn yaml(what: impl Fn() -> String, value: &impl Serialize) -> Result<String, RenderError> {
     let text = serde_yaml::to_string(value).map_err(|source| RenderError {
         what: what(),

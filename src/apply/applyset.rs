@@ -43,17 +43,26 @@ pub async fn recorded_kinds(
         .unwrap_or_default())
 }
 
-/// `Err(owner)` when `parent` carries another set's id or another tool's tooling annotation.
+/// `Err(owner)` unless `parent` is the parent of our set (`id`) and infra manages it: another
+/// set's id, another tool's tooling annotation, or none (no tool, or not a parent at all) is
+/// refused, as KEP-3659 asks of every tool.
 pub fn check_owner(parent: &ConfigMap, id: &str) -> Result<(), String> {
     let meta = &parent.metadata;
-    if let Some(other) = meta.labels.as_ref().and_then(|l| l.get(ID))
-        && other != id
-    {
-        return Err(format!("the ApplySet `{other}`"));
+    match meta.labels.as_ref().and_then(|l| l.get(ID)) {
+        Some(other) if other != id => {
+            return Err(format!("is the parent of another set (`{other}`)"));
+        }
+        Some(_) => {}
+        None => return Err(format!("is not an ApplySet parent (no `{ID}` label)")),
     }
     match meta.annotations.as_ref().and_then(|a| a.get(TOOLING)) {
-        Some(tooling) if tooling.split('/').next() != Some(TOOL) => Err(format!("`{tooling}`")),
-        _ => Ok(()),
+        Some(tooling) if tooling.split('/').next() == Some(TOOL) => Ok(()),
+        Some(tooling) => Err(format!(
+            "is the parent of an ApplySet managed by `{tooling}`"
+        )),
+        None => Err(format!(
+            "is the parent of an ApplySet managed by no tool (no `{TOOLING}` annotation)"
+        )),
     }
 }
 
@@ -76,14 +85,20 @@ mod tests {
             check_owner(&parent("applyset-a-v1", "infra/v0.1.0"), "applyset-a-v1"),
             Ok(())
         );
-        assert_eq!(check_owner(&ConfigMap::default(), "applyset-a-v1"), Ok(()));
+        assert!(check_owner(&ConfigMap::default(), "applyset-a-v1").is_err());
+        let mut untooled = parent("applyset-a-v1", "infra/v0.1.0");
+        untooled.metadata.annotations = None;
+        assert_eq!(
+            check_owner(&untooled, "applyset-a-v1"),
+            Err("is the parent of an ApplySet managed by no tool (no `applyset.kubernetes.io/tooling` annotation)".into())
+        );
         assert_eq!(
             check_owner(&parent("applyset-a-v1", "kubectl/v1.35"), "applyset-a-v1"),
-            Err("`kubectl/v1.35`".into())
+            Err("is the parent of an ApplySet managed by `kubectl/v1.35`".into())
         );
         assert_eq!(
             check_owner(&parent("applyset-b-v1", "infra/v0.1.0"), "applyset-a-v1"),
-            Err("the ApplySet `applyset-b-v1`".into())
+            Err("is the parent of another set (`applyset-b-v1`)".into())
         );
     }
 }

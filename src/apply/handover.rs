@@ -41,20 +41,14 @@ pub fn replicas_to_hand_over(desired: &Object, live: &DynamicObject) -> Option<i
 
 /// Applies `spec.replicas: replicas` alone with [`HANDOVER_MANAGER`] (forced: the value is
 /// the live one, so nothing changes but who owns it).
-pub async fn hand_over(
-    api: &Api<DynamicObject>,
-    desired: &Object,
-    replicas: i64,
-    dry_run: bool,
-) -> Result<()> {
+pub async fn hand_over(api: &Api<DynamicObject>, desired: &Object, replicas: i64) -> Result<()> {
     let patch = json!({
         "apiVersion": desired.api_version(),
         "kind": desired.kind(),
         "metadata": { "name": desired.name(), "namespace": desired.namespace() },
         "spec": { "replicas": replicas },
     });
-    let mut params = PatchParams::apply(HANDOVER_MANAGER).force();
-    params.dry_run = dry_run;
+    let params = PatchParams::apply(HANDOVER_MANAGER).force();
     api.patch(desired.name(), &params, &Patch::Apply(&patch))
         .await
         .map_err(Error::kube(format!(

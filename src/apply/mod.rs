@@ -1,14 +1,16 @@
-//! Server-side apply of built objects to a cluster: preflight, apply, prune, wait.
+//! Server-side apply of built objects to a cluster: preflight, conflict check, apply, prune,
+//! wait, and the live plan.
 //!
-//! The only module that talks to Kubernetes. Each step is its own function, so
-//! `cmd/apply.rs` decides the order and what to print:
-//! [`preflight::check_secrets`] (before anything changes), [`applyset::recorded_kinds`] (the
-//! ApplySet parent's record), [`apply`] (one field manager, render order), [`prune::prune`]
-//! (members of the set that left the plan) and [`wait::rollout`] (the Deployment, with a
-//! timeout).
+//! The only module that talks to Kubernetes. [`set::run`] is one `infra apply` (the steps in
+//! order, each its own module); [`live::plan`] is `infra plan --live`.
 
 pub mod applyset;
+pub mod conflict;
+pub mod diagnose;
+pub mod discovery;
 pub mod handover;
+pub mod live;
+pub mod objects;
 pub mod preflight;
 pub mod prune;
 pub mod set;
@@ -16,11 +18,12 @@ pub mod wait;
 
 use std::fmt;
 
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DynamicObject};
 
 use crate::build::{Kind, Object};
 
-pub use preflight::SecretProblem;
+pub use conflict::Conflict;
+pub use preflight::Problem;
 
 /// The field manager of every server-side apply: one name, so the API server tracks exactly
 /// the fields `infra` sets and removes those it stops setting.
@@ -29,23 +32,36 @@ pub const FIELD_MANAGER: &str = crate::build::labels::MANAGER;
 /// Why applying failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Secrets the proxy reads are missing, or lack a key; nothing was changed.
-    #[error("{}", preflight::describe(namespace, *namespace_exists, problems))]
-    MissingSecrets {
-        /// The namespace the Secrets must be in.
-        namespace: String,
-        /// Whether that namespace exists.
-        namespace_exists: bool,
-        /// One entry per missing Secret or key.
-        problems: Vec<SecretProblem>,
+    /// Preflight found what the cluster lacks; nothing was changed.
+    #[error("{}", preflight::describe(.0))]
+    Preflight(Vec<Problem>),
+    /// Fields other managers own would change; nothing was changed.
+    #[error("{}", conflict::describe(.0))]
+    Conflicts(Vec<Conflict>),
+    /// The server-side dry run of an object was refused; nothing was changed.
+    #[error("the server-side dry run refused {object}, nothing was applied: {}", status_text(.status))]
+    Refused {
+        /// `Kind namespace/name`.
+        object: String,
+        /// The API server's answer.
+        status: Box<kube::core::Status>,
+    },
+    /// Applying stopped partway: what was applied, and what was not.
+    #[error("{}", describe_partial(.applied, .not_applied, .cause))]
+    Partial {
+        /// Objects applied (or pruned) before the failure.
+        applied: Vec<Outcome>,
+        /// `Kind namespace/name` of every object not applied.
+        not_applied: Vec<String>,
+        /// The failure.
+        cause: Box<Error>,
     },
     /// The API server refused a request (its `Status`: message and reason, e.g. `Forbidden`).
-    #[error("cannot {action}")]
+    #[error("cannot {action}: {}", status_text(.status))]
     Api {
         /// What was being done, e.g. `apply Deployment ai-services/ai-api-proxy`.
         action: String,
         /// The API server's answer.
-        #[source]
         status: Box<kube::core::Status>,
     },
     /// A request could not be made (connection, TLS, authentication, decoding).
@@ -57,20 +73,23 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-    /// The ApplySet parent exists but belongs to another tool or set; nothing was changed.
+    /// The ApplySet parent exists but belongs to another tool, another set or no tool.
     #[error(
-        "{parent} is the parent of an ApplySet owned by {owner}, not by infra: refusing to change it \
+        "{parent} {owner}, not one infra manages: refusing to change it or its members \
          (remove it, or give this application another name)"
     )]
     ForeignApplySet {
         /// `ConfigMap namespace/name`.
         parent: String,
-        /// The other tool or set.
+        /// Who manages it, e.g. ``managed by `kubectl/v1.35.4` ``.
         owner: String,
     },
-    /// The Deployment's rollout failed or did not finish in time.
+    /// An object could not be shown as YAML (a bug: objects always serialize).
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    /// An object did not become ready in time, or failed.
     #[error("{0}")]
-    Rollout(String),
+    NotReady(String),
 }
 
 impl Error {
@@ -83,6 +102,29 @@ impl Error {
     }
 }
 
+/// `message (reason)` of an API server answer.
+fn status_text(status: &kube::core::Status) -> String {
+    if status.reason.is_empty() {
+        status.message.clone()
+    } else {
+        format!("{} ({})", status.message, status.reason)
+    }
+}
+
+fn describe_partial(applied: &[Outcome], not_applied: &[String], cause: &Error) -> String {
+    let mut out = format!("{cause}\napplying stopped partway:");
+    if applied.is_empty() {
+        out.push_str("\n  applied: nothing");
+    }
+    for o in applied {
+        out.push_str(&format!("\n  applied: {o}"));
+    }
+    for name in not_applied {
+        out.push_str(&format!("\n  not applied: {name}"));
+    }
+    out
+}
+
 /// `Result` with this module's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -93,7 +135,7 @@ pub enum Action {
     Created,
     /// It existed and changed.
     Applied,
-    /// It existed and the apply changed nothing (same resourceVersion).
+    /// It existed and the apply would change nothing, so nothing was sent.
     Unchanged,
     /// It left the plan and was deleted.
     Pruned,
@@ -140,7 +182,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
     }
 }
 
-/// The dynamic API of `kind` in `namespace` (cluster-wide when `None`).
+/// The dynamic API of `resource` in `namespace` (cluster-wide when `None`).
 fn dynamic_api(
     client: &kube::Client,
     resource: &ApiResource,
@@ -152,6 +194,11 @@ fn dynamic_api(
     }
 }
 
+/// The dynamic API of `object`'s kind, in its namespace.
+fn api_of(client: &kube::Client, object: &Object) -> Api<DynamicObject> {
+    dynamic_api(client, &api_resource(object.kind_of()), object.namespace())
+}
+
 /// `namespace/name`, or `name` for cluster-scoped objects.
 fn display_name(namespace: Option<&str>, name: &str) -> String {
     match namespace {
@@ -160,96 +207,13 @@ fn display_name(namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-/// The objects in render order: kind order (what others depend on first), then name; the
-/// ApplySet parent right after the Namespace, so it records the set before any member changes.
-pub fn in_order(objects: &[Object]) -> Vec<&Object> {
-    let rank = |o: &Object| {
-        let is_parent = o
-            .metadata()
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(crate::build::applyset::ID));
-        match o.kind_of().rank() {
-            0 => 0,
-            _ if is_parent => 1,
-            i => i + 1,
-        }
-    };
-    let mut sorted: Vec<&Object> = objects.iter().collect();
-    sorted.sort_by_key(|o| (rank(o), o.name().to_owned()));
-    sorted
-}
-
-/// Server-side applies every object in render order, with [`FIELD_MANAGER`] and `force`;
-/// with `dry_run`, the API server validates and admits but persists nothing.
-///
-/// Why `force`: `infra` is the single owner of every field it sets. Without force, a field
-/// last written by `kubectl edit` or a Helm release would make the apply fail with a
-/// conflict; with it, the field returns to what the environment files say, and ownership
-/// moves to `infra`. Fields `infra` does not set (the HPA's `spec.replicas`) are never taken;
-/// when autoscaling is switched on, `spec.replicas` is first handed over (see [`handover`]).
-pub async fn apply(
-    client: &kube::Client,
-    objects: &[Object],
-    dry_run: bool,
-    report: &mut impl FnMut(&Outcome),
-) -> Result<Vec<Outcome>> {
-    let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    params.dry_run = dry_run;
-    let mut outcomes = Vec::with_capacity(objects.len());
-    for object in in_order(objects) {
-        let kind = object.kind();
-        let name = display_name(object.namespace(), object.name());
-        let api = dynamic_api(client, &api_resource(object.kind_of()), object.namespace());
-        let before = api
-            .get_opt(object.name())
-            .await
-            .map_err(Error::kube(format!("read {kind} {name}")))?;
-        if let Some(replicas) = before
-            .as_ref()
-            .and_then(|live| handover::replicas_to_hand_over(object, live))
-        {
-            handover::hand_over(&api, object, replicas, dry_run).await?;
-        }
-        let after = api
-            .patch(object.name(), &params, &Patch::Apply(object))
-            .await
-            .map_err(Error::kube(format!("apply {kind} {name}")))?;
-        let action = match before {
-            None => Action::Created,
-            Some(before) if unchanged(&before, &after, dry_run) => Action::Unchanged,
-            Some(_) => Action::Applied,
-        };
-        let outcome = Outcome {
-            action,
-            kind: kind.to_owned(),
-            name,
-            dry_run,
-        };
-        report(&outcome);
-        outcomes.push(outcome);
-    }
-    Ok(outcomes)
-}
-
-/// Whether an apply changed nothing. A real apply that changes nothing keeps the
-/// resourceVersion; a dry run never gets a new one, so there the content is compared, without
-/// what the server alone writes (resourceVersion, generation, managedFields, status).
-fn unchanged(before: &DynamicObject, after: &DynamicObject, dry_run: bool) -> bool {
-    if !dry_run {
-        return before.metadata.resource_version == after.metadata.resource_version;
-    }
-    let strip = |o: &DynamicObject| {
-        let mut o = o.clone();
-        o.metadata.resource_version = None;
-        o.metadata.generation = None;
-        o.metadata.managed_fields = None;
-        if let Some(data) = o.data.as_object_mut() {
-            data.remove("status");
-        }
-        o
-    };
-    strip(before) == strip(after)
+/// `Kind namespace/name`.
+pub fn describe_object(object: &Object) -> String {
+    format!(
+        "{} {}",
+        object.kind(),
+        display_name(object.namespace(), object.name())
+    )
 }
 
 /// `1 created, 2 applied, 6 unchanged, 1 pruned`: counts of each action.
@@ -267,7 +231,6 @@ pub fn summary(outcomes: &[Outcome]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{applyset, objects, tests::load};
 
     #[test]
     fn api_resources_come_from_the_kind_table() {
@@ -276,28 +239,6 @@ mod tests {
             api_resource(Kind::HorizontalPodAutoscaler).api_version,
             "autoscaling/v2"
         );
-    }
-
-    #[test]
-    fn objects_are_applied_in_render_order() {
-        let built = objects(&load("production"), "production");
-        let mut reversed = built.clone();
-        reversed.reverse();
-        let mut kinds: Vec<_> = in_order(&reversed).iter().map(|o| o.kind_of()).collect();
-        kinds.dedup();
-        let expected: Vec<_> = Kind::ALL
-            .iter()
-            .copied()
-            .filter(|k| kinds.contains(k))
-            .collect();
-        assert_eq!(kinds, expected);
-        let env = load("production");
-        let parent = Object::ConfigMap(applyset::parent(&env, "production", &Default::default()));
-        reversed.push(parent.clone());
-        let sorted = in_order(&reversed);
-        assert_eq!(sorted[0].kind(), "Namespace");
-        assert_eq!(sorted[1], &parent);
-        assert_eq!(sorted.len(), Kind::ALL.len() + 1);
     }
 
     #[test]

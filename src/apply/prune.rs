@@ -1,22 +1,40 @@
-//! Prune: delete objects of our kinds, with our labels, that are no longer in the plan.
+//! Prune: delete members of our set that left the plan.
 //!
-//! What is ours: an object of a kind `infra` builds, in the environment's namespace, carrying
-//! the selector labels (`app.kubernetes.io/name` and `instance`),
-//! `app.kubernetes.io/managed-by=infra` and `applyset.kubernetes.io/part-of=<our set>` (see
-//! [`crate::build::applyset::member_selector`]). The Namespace is never pruned (deleting it
-//! would delete the Secrets and everything else in it), and no other kind (a Secret) ever is.
+//! Over the kinds we build (except the Namespace, see [`Kind::prunable`]) and the kinds the
+//! parent records (resolved through discovery, so a kind an older version applied is still
+//! found). What is ours: in the environment's namespace, carrying the selector labels
+//! (`app.kubernetes.io/name` and `instance`), `app.kubernetes.io/managed-by=infra` and
+//! `applyset.kubernetes.io/part-of=<our set>` (see
+//! [`crate::build::applyset::member_selector`]); each listed object is checked for them again
+//! before it is deleted. Never a Secret, never the Namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::api::{DeleteParams, ListParams};
+use futures_util::future::join_all;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
 
+use super::discovery::Discovery;
 use super::{Action, Error, Outcome, Result, api_resource, display_name, dynamic_api};
 use crate::build::{Kind, Object};
 
-/// The kinds that may be pruned: every kind we build except the Namespace, in reverse render
-/// order (what depends on others goes first).
-pub fn prunable_kinds() -> impl Iterator<Item = Kind> {
-    Kind::ALL.iter().rev().copied().filter(|k| k.prunable())
+/// The resources to prune over: ours in reverse render order (what depends on others goes
+/// first), then every other namespaced kind the parent records and the server still serves.
+pub fn kinds(recorded: &BTreeSet<String>, discovery: &Discovery) -> Vec<ApiResource> {
+    let ours: Vec<ApiResource> = Kind::ALL
+        .iter()
+        .rev()
+        .copied()
+        .filter(|k| k.prunable())
+        .map(api_resource)
+        .collect();
+    let known: BTreeSet<String> = Kind::ALL.iter().map(|k| k.meta().group_kind()).collect();
+    let others = recorded
+        .iter()
+        .filter(|gk| !known.contains(*gk))
+        .filter_map(|gk| discovery.preferred(gk))
+        .filter(|served| served.namespaced)
+        .map(|served| served.resource.clone());
+    others.chain(ours).collect()
 }
 
 /// A label selector matching every label of `labels`, e.g.
@@ -29,54 +47,109 @@ pub fn label_selector(labels: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-/// Deletes (or, with `dry_run`, has the server validate deleting) every object in `namespace`
-/// of a prunable kind that carries every label of `selector` and is not in `keep`.
-pub async fn prune(
+/// One object a prune would delete.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// Its resource.
+    pub resource: ApiResource,
+    /// The live object.
+    pub object: DynamicObject,
+}
+
+impl Candidate {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+}
+
+/// Every object in `namespace` of `resources` that carries every label of `selector` and is
+/// not in `keep` (listed concurrently).
+pub async fn candidates(
     client: &kube::Client,
     namespace: &str,
+    resources: &[ApiResource],
     selector: &BTreeMap<String, String>,
     keep: &[Object],
+) -> Result<Vec<Candidate>> {
+    let keep: BTreeSet<(&str, &str)> = keep.iter().map(|o| (o.kind(), o.name())).collect();
+    let list = ListParams::default().labels(&label_selector(selector));
+    let lists = join_all(resources.iter().map(|r| {
+        let list = &list;
+        async move {
+            match dynamic_api(client, r, Some(namespace)).list(list).await {
+                // A custom resource whose CRD the cluster does not have: nothing of it to prune.
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    Ok(kube::api::ObjectList {
+                        types: Default::default(),
+                        metadata: Default::default(),
+                        items: Vec::new(),
+                    })
+                }
+                listed => listed.map_err(Error::kube(format!("list {} in {namespace}", r.kind))),
+            }
+        }
+    }))
+    .await;
+    let mut found = Vec::new();
+    for (resource, listed) in resources.iter().zip(lists) {
+        let mut items: Vec<DynamicObject> = listed?
+            .items
+            .into_iter()
+            .filter(|o| carries(o, selector))
+            .filter(|o| {
+                let name = o.metadata.name.as_deref().unwrap_or_default();
+                !keep.contains(&(resource.kind.as_str(), name))
+            })
+            .collect();
+        items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        found.extend(items.into_iter().map(|object| Candidate {
+            resource: resource.clone(),
+            object,
+        }));
+    }
+    Ok(found)
+}
+
+/// Whether `object` carries every label of `selector` (checked again on what the server listed).
+fn carries(object: &DynamicObject, selector: &BTreeMap<String, String>) -> bool {
+    let labels = object.metadata.labels.as_ref();
+    selector
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// Deletes (or, with `dry_run`, has the server validate deleting) every candidate.
+pub async fn delete(
+    client: &kube::Client,
+    namespace: &str,
+    candidates: &[Candidate],
     dry_run: bool,
     report: &mut impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>> {
-    let keep: BTreeSet<(&str, &str)> = keep.iter().map(|o| (o.kind(), o.name())).collect();
-    let list = ListParams::default().labels(&label_selector(selector));
-    let mut delete = DeleteParams::background();
-    delete.dry_run = dry_run;
+    let mut params = DeleteParams::background();
+    params.dry_run = dry_run;
     let mut outcomes = Vec::new();
-    for kind in prunable_kinds() {
-        let api = dynamic_api(client, &api_resource(kind), Some(namespace));
-        let kind = kind.meta().kind;
-        let found = match api.list(&list).await {
-            Ok(found) => found,
-            // A custom resource whose CRD the cluster does not have: nothing of it to prune.
+    for c in candidates {
+        let kind = &c.resource.kind;
+        let shown = display_name(Some(namespace), c.name());
+        match dynamic_api(client, &c.resource, Some(namespace))
+            .delete(c.name(), &params)
+            .await
+        {
+            Ok(_) => {}
+            // Gone between the list and the delete: what we wanted.
             Err(kube::Error::Api(status)) if status.is_not_found() => continue,
-            Err(error) => return Err(Error::kube(format!("list {kind} in {namespace}"))(error)),
-        };
-        let mut names: Vec<String> = found
-            .items
-            .into_iter()
-            .filter_map(|o| o.metadata.name)
-            .filter(|name| !keep.contains(&(kind, name.as_str())))
-            .collect();
-        names.sort();
-        for name in names {
-            let shown = display_name(Some(namespace), &name);
-            match api.delete(&name, &delete).await {
-                Ok(_) => {}
-                // Gone between the list and the delete: what we wanted.
-                Err(kube::Error::Api(status)) if status.is_not_found() => continue,
-                Err(error) => return Err(Error::kube(format!("prune {kind} {shown}"))(error)),
-            }
-            let outcome = Outcome {
-                action: Action::Pruned,
-                kind: kind.to_owned(),
-                name: shown,
-                dry_run,
-            };
-            report(&outcome);
-            outcomes.push(outcome);
+            Err(error) => return Err(Error::kube(format!("prune {kind} {shown}"))(error)),
         }
+        let outcome = Outcome {
+            action: Action::Pruned,
+            kind: kind.clone(),
+            name: shown,
+            dry_run,
+        };
+        report(&outcome);
+        outcomes.push(outcome);
     }
     Ok(outcomes)
 }
@@ -88,11 +161,31 @@ mod tests {
     use crate::build::tests::load;
 
     #[test]
-    fn the_namespace_is_never_prunable() {
-        let kinds: Vec<_> = prunable_kinds().collect();
-        assert!(!kinds.contains(&Kind::Namespace));
+    fn the_namespace_is_never_pruned_and_ours_go_in_reverse_order() {
+        let kinds: Vec<_> = kinds(&BTreeSet::new(), &Discovery::default())
+            .into_iter()
+            .map(|r| r.kind)
+            .collect();
+        assert!(!kinds.contains(&"Namespace".to_owned()));
+        assert!(!kinds.contains(&"Secret".to_owned()));
         assert_eq!(kinds.len(), Kind::ALL.len() - 1);
-        assert_eq!(kinds.first(), Some(&Kind::PrometheusRule));
+        assert_eq!(kinds.first().map(String::as_str), Some("NetworkPolicy"));
+    }
+
+    #[test]
+    fn only_objects_with_every_label_are_candidates() {
+        let env = load("production");
+        let selector = applyset::member_selector(&env, "production");
+        let mut object = DynamicObject::new("a", &api_resource(Kind::ConfigMap));
+        object.metadata.labels = Some(selector.clone());
+        assert!(carries(&object, &selector));
+        object
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .remove(applyset::PART_OF);
+        assert!(!carries(&object, &selector));
     }
 
     #[test]

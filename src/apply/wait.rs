@@ -1,36 +1,45 @@
-//! Wait for the Deployment's rollout, with a timeout and a readable reason when it fails.
+//! Wait until every applied object is ready, by kstatus rules, with one deadline.
 //!
-//! Done means what `kubectl rollout status` means: the controller has seen the latest
-//! generation, every desired replica is updated and available, and no old replica is left.
+//! Per kind ([`Kind::readiness`]): a Deployment is rolled out as `kubectl rollout status`
+//! means it (every desired replica updated and available, none old); kinds whose controller
+//! reports an `observedGeneration` are ready once it caught up; a Namespace once `Active`;
+//! the rest once they exist. A condition is read only once `observedGeneration` has caught
+//! up with the generation we applied, so an old status never passes for the new one.
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Api;
+use kube::api::DynamicObject;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
-use super::{Error, Result};
+use super::{Error, Result, api_resource, describe_object, diagnose, dynamic_api};
+use crate::build::{Object, Readiness};
 
-/// How often the Deployment is read while waiting.
-const POLL: Duration = Duration::from_millis(500);
+/// How often objects are read while waiting.
+const POLL: Duration = Duration::from_millis(250);
 
-/// Where a rollout stands.
+/// Where an object stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
-    /// Finished: this many replicas are updated and available.
-    Done(i32),
+    /// Ready, with a short note (e.g. `2 replicas available`).
+    Done(String),
     /// Still going, and why.
     Waiting(String),
-    /// Failed for good (the progress deadline passed), with the controller's message.
+    /// Failed for good (a Deployment's progress deadline passed), with the controller's message.
     Failed(String),
 }
 
-/// Where `deployment`'s rollout stands. `desired` is `spec.replicas`, or, when the spec has
-/// none (an HPA owns it), `hpa_desired` (the HPA's count), else Kubernetes' default of 1.
-pub fn progress(deployment: &Deployment, hpa_desired: Option<i32>) -> Progress {
+/// Where `deployment`'s rollout stands.
+pub fn progress(deployment: &Deployment) -> Progress {
     let status = deployment.status.clone().unwrap_or_default();
     let generation = deployment.metadata.generation.unwrap_or(0);
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::Waiting(format!(
+            "the Deployment controller has not yet seen generation {generation}"
+        ));
+    }
     if let Some(c) = status.conditions.iter().flatten().find(|c| {
         c.type_ == "Progressing"
             && c.status == "False"
@@ -41,16 +50,10 @@ pub fn progress(deployment: &Deployment, hpa_desired: Option<i32>) -> Progress {
             c.message.as_deref().unwrap_or("no message")
         ));
     }
-    if status.observed_generation.unwrap_or(0) < generation {
-        return Progress::Waiting(format!(
-            "the Deployment controller has not yet seen generation {generation}"
-        ));
-    }
     let desired = deployment
         .spec
         .as_ref()
         .and_then(|s| s.replicas)
-        .or(hpa_desired)
         .unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
@@ -67,7 +70,34 @@ pub fn progress(deployment: &Deployment, hpa_desired: Option<i32>) -> Progress {
             "{available} of {desired} updated replicas available"
         ))
     } else {
-        Progress::Done(available)
+        let noun = if available == 1 {
+            "replica"
+        } else {
+            "replicas"
+        };
+        Progress::Done(format!("{available} {noun} available"))
+    }
+}
+
+/// Where an object of a kind with `readiness` (other than a Deployment) stands: kstatus'
+/// generic rule on `observedGeneration`, or the Namespace's phase.
+pub fn generic_progress(readiness: Readiness, object: &DynamicObject) -> Progress {
+    let status = &object.data["status"];
+    match readiness {
+        Readiness::ObservedGeneration => {
+            let generation = object.metadata.generation.unwrap_or(0);
+            match status["observedGeneration"].as_i64() {
+                Some(seen) if seen < generation => Progress::Waiting(format!(
+                    "its controller has not yet seen generation {generation}"
+                )),
+                _ => Progress::Done("current".into()),
+            }
+        }
+        Readiness::NamespaceActive => match status["phase"].as_str() {
+            Some("Active") | None => Progress::Done("active".into()),
+            Some(phase) => Progress::Failed(format!("phase {phase}")),
+        },
+        Readiness::Exists | Readiness::Rollout => Progress::Done("exists".into()),
     }
 }
 
@@ -93,47 +123,98 @@ pub fn conditions(deployment: &Deployment) -> String {
     conditions.join("; ")
 }
 
-/// Waits until the rollout of Deployment `namespace/name` is done, it fails, or `timeout`
-/// passes. `hpa` names the HorizontalPodAutoscaler that owns its replica count, if any.
-/// Returns the number of available replicas.
-pub async fn rollout(
+/// What one read of an object found.
+enum Read {
+    Deployment(Box<Deployment>, Progress),
+    Other(Progress),
+}
+
+impl Read {
+    fn progress(&self) -> &Progress {
+        match self {
+            Read::Deployment(_, p) | Read::Other(p) => p,
+        }
+    }
+}
+
+async fn read(client: &kube::Client, object: &Object) -> Result<Read> {
+    let shown = describe_object(object);
+    let namespace = object.namespace().unwrap_or_default();
+    match object.kind_of().readiness() {
+        Readiness::Exists => Ok(Read::Other(Progress::Done("exists".into()))),
+        Readiness::Rollout => {
+            let d = Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get(object.name())
+                .await
+                .map_err(Error::kube(format!("read {shown}")))?;
+            let p = progress(&d);
+            Ok(Read::Deployment(Box::new(d), p))
+        }
+        readiness => {
+            let api = dynamic_api(client, &api_resource(object.kind_of()), object.namespace());
+            let o = api
+                .get(object.name())
+                .await
+                .map_err(Error::kube(format!("read {shown}")))?;
+            Ok(Read::Other(generic_progress(readiness, &o)))
+        }
+    }
+}
+
+/// Waits until every object is ready, one fails, or `timeout` passes; `status` gets one line
+/// saying what is still awaited whenever it changes. On failure or timeout the error names
+/// what is not ready and, for a Deployment, the failing pods of its new ReplicaSet and why.
+pub async fn ready(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    hpa: Option<&str>,
+    objects: &[&Object],
     timeout: Duration,
-) -> Result<i32> {
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
-    let shown = format!("Deployment {namespace}/{name}");
+    status: &mut impl FnMut(&str),
+) -> Result<Vec<(String, String)>> {
     let deadline = Instant::now() + timeout;
-    let mut last: Option<(String, Deployment)> = None;
+    let mut pending: Vec<&Object> = objects.to_vec();
+    let mut done: Vec<(String, String)> = Vec::new();
+    let mut last_line = String::new();
+    let mut last_reads: Vec<(&Object, Read)> = Vec::new();
     loop {
-        let Ok(read) = timeout_at(deadline, deployments.get(name)).await else {
+        let Ok(reads) =
+            timeout_at(deadline, join_all(pending.iter().map(|o| read(client, o)))).await
+        else {
             break;
         };
-        let deployment = read.map_err(Error::kube(format!("read {shown}")))?;
-        let hpa_desired = match hpa {
-            Some(hpa) if deployment.spec.as_ref().and_then(|s| s.replicas).is_none() => {
-                let Ok(read) = timeout_at(deadline, hpas.get_opt(hpa)).await else {
-                    break;
-                };
-                read.map_err(Error::kube(format!(
-                    "read HorizontalPodAutoscaler {namespace}/{hpa}"
-                )))?
-                .and_then(|h| h.status)
-                .map(|s| s.desired_replicas)
+        let mut still = Vec::new();
+        last_reads.clear();
+        for (object, r) in pending.iter().zip(reads) {
+            let r = r?;
+            match r.progress().clone() {
+                Progress::Done(note) => done.push((describe_object(object), note)),
+                Progress::Failed(why) => {
+                    let mut text = format!("{} failed: {why}", describe_object(object));
+                    if let Read::Deployment(d, _) = &r {
+                        text.push_str(&diagnose::explain(client, d).await);
+                    }
+                    return Err(Error::NotReady(text));
+                }
+                Progress::Waiting(_) => {
+                    still.push(*object);
+                    last_reads.push((object, r));
+                }
             }
-            _ => None,
-        };
-        match progress(&deployment, hpa_desired) {
-            Progress::Done(available) => return Ok(available),
-            Progress::Failed(reason) => {
-                return Err(Error::Rollout(format!(
-                    "{shown} failed to roll out: {reason}"
-                )));
-            }
-            Progress::Waiting(why) => last = Some((why, deployment)),
+        }
+        pending = still;
+        if pending.is_empty() {
+            return Ok(done);
+        }
+        let line = last_reads
+            .iter()
+            .map(|(o, r)| match r.progress() {
+                Progress::Waiting(why) => format!("{}: {why}", describe_object(o)),
+                _ => String::new(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if line != last_line {
+            status(&format!("waiting for {line}"));
+            last_line = line;
         }
         let now = Instant::now();
         if now >= deadline {
@@ -141,18 +222,24 @@ pub async fn rollout(
         }
         sleep_until((now + POLL).min(deadline)).await;
     }
-    let mut reason = format!(
-        "{shown} did not finish rolling out within {}",
-        humantime::format_duration(timeout)
-    );
-    if let Some((why, deployment)) = last {
-        reason.push_str(&format!(": {why}"));
-        let conditions = conditions(&deployment);
-        if !conditions.is_empty() {
-            reason.push_str(&format!("; {conditions}"));
+    let mut text = format!("not ready within {}:", humantime::format_duration(timeout));
+    for object in &pending {
+        text.push_str(&format!("\n  {}", describe_object(object)));
+        let found = last_reads.iter().find(|(o, _)| o == object);
+        if let Some((_, r)) = found {
+            if let Progress::Waiting(why) = r.progress() {
+                text.push_str(&format!(": {why}"));
+            }
+            if let Read::Deployment(d, _) = r {
+                let conditions = conditions(d);
+                if !conditions.is_empty() {
+                    text.push_str(&format!("; {conditions}"));
+                }
+                text.push_str(&diagnose::explain(client, d).await);
+            }
         }
     }
-    Err(Error::Rollout(reason))
+    Err(Error::NotReady(text))
 }
 
 #[cfg(test)]
@@ -197,14 +284,14 @@ mod tests {
     #[test]
     fn done_when_every_desired_replica_is_updated_and_available() {
         assert_eq!(
-            progress(&deployment(Some(3), status(2, 3, 3, 3)), None),
-            Progress::Done(3)
+            progress(&deployment(Some(3), status(2, 3, 3, 3))),
+            Progress::Done("3 replicas available".into())
         );
     }
 
     #[test]
     fn waits_for_generation_updates_old_replicas_and_availability() {
-        let waiting = |d: Deployment| match progress(&d, None) {
+        let waiting = |d: Deployment| match progress(&d) {
             Progress::Waiting(why) => why,
             other => panic!("{other:?}"),
         };
@@ -224,14 +311,49 @@ mod tests {
     }
 
     #[test]
-    fn desired_comes_from_the_hpa_when_the_spec_has_none() {
-        let d = deployment(None, status(2, 2, 2, 2));
-        assert_eq!(progress(&d, Some(2)), Progress::Done(2));
-        assert!(matches!(progress(&d, Some(4)), Progress::Waiting(_)));
-        assert_eq!(
-            progress(&deployment(None, status(2, 1, 1, 1)), None),
-            Progress::Done(1)
-        );
+    fn an_old_status_is_never_read_for_a_new_generation() {
+        let mut s = status(1, 3, 1, 0);
+        s.conditions = Some(vec![condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            "old",
+        )]);
+        assert!(matches!(
+            progress(&deployment(Some(3), s)),
+            Progress::Waiting(_)
+        ));
+    }
+
+    #[test]
+    fn other_kinds_follow_observed_generation_or_phase() {
+        let object = |status: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"name": "a", "generation": 2}, "status": status
+            }))
+            .unwrap()
+        };
+        let og = Readiness::ObservedGeneration;
+        assert!(matches!(
+            generic_progress(og, &object(serde_json::json!({"observedGeneration": 1}))),
+            Progress::Waiting(_)
+        ));
+        assert!(matches!(
+            generic_progress(og, &object(serde_json::json!({"observedGeneration": 2}))),
+            Progress::Done(_)
+        ));
+        assert!(matches!(
+            generic_progress(og, &object(serde_json::json!({}))),
+            Progress::Done(_)
+        ));
+        assert!(matches!(
+            generic_progress(
+                Readiness::NamespaceActive,
+                &object(serde_json::json!({"phase": "Terminating"}))
+            ),
+            Progress::Failed(_)
+        ));
     }
 
     #[test]
@@ -244,7 +366,7 @@ mod tests {
             "ReplicaSet \"ai-api-proxy-abc\" has timed out progressing.",
         )]);
         assert_eq!(
-            progress(&deployment(Some(3), s), None),
+            progress(&deployment(Some(3), s)),
             Progress::Failed(
                 "progress deadline exceeded: ReplicaSet \"ai-api-proxy-abc\" has timed out progressing."
                     .into()

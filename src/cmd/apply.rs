@@ -1,32 +1,39 @@
-//! `infra apply`: preflight, server-side apply, prune and rollout wait against a cluster.
+//! `infra apply`: preflight, server-side apply, prune and wait against a cluster.
 
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::EnvArgs;
-use crate::apply::set::{self, Options};
+use super::cluster::{ClusterArgs, runtime};
+use crate::apply::set::{self, Event, Options};
 
 /// Arguments of `infra apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     #[command(flatten)]
     env: EnvArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Server-side dry run (`dryRun=All`): the API server validates and admits every apply and
-    /// prune but persists nothing; the rollout is not waited for.
+    /// prune but persists nothing; nothing is waited for.
     #[arg(long)]
     dry_run: bool,
+    /// Take over fields another field manager owns (e.g. after `kubectl scale` or `kubectl
+    /// edit`) instead of failing on the conflict.
+    #[arg(long)]
+    force_conflicts: bool,
     /// Keep objects that left the plan instead of deleting them.
     #[arg(long)]
     no_prune: bool,
-    /// Return once everything is applied, without waiting for the Deployment's rollout.
+    /// Return once everything is applied, without waiting for it to be ready.
     #[arg(long)]
     no_wait: bool,
-    /// How long to wait for the rollout (e.g. `90s`, `5m`, `1h`); past it, exit 1 with the
-    /// Deployment's conditions.
+    /// How long to wait for readiness (e.g. `90s`, `5m`, `1h`); past it, exit 1 naming what is
+    /// not ready and why.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     timeout: Duration,
 }
@@ -34,18 +41,14 @@ pub struct ApplyArgs {
 impl ApplyArgs {
     pub(super) fn run(self, environments: &Path) -> anyhow::Result<ExitCode> {
         let built = self.env.build(environments)?;
-        // One thread is plenty for a handful of sequential requests; `main` stays synchronous.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        runtime.block_on(async {
-            let config = kube::Config::infer().await.context(
-                "cannot find a Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)",
-            )?;
-            let cluster = config.cluster_url.to_string();
-            let client =
-                kube::Client::try_from(config).context("cannot create a Kubernetes client")?;
+        let options = Options {
+            dry_run: self.dry_run,
+            prune: !self.no_prune,
+            force_conflicts: self.force_conflicts,
+            wait: (!self.no_wait).then_some(self.timeout),
+        };
+        runtime()?.block_on(async {
+            let (client, cluster) = self.cluster.client().await?;
             let dry = if self.dry_run {
                 " (server-side dry run: nothing is persisted)"
             } else {
@@ -57,22 +60,56 @@ impl ApplyArgs {
                 self.env.env,
                 built.env.namespace.as_str(),
             );
-            let options = Options {
-                dry_run: self.dry_run,
-                prune: !self.no_prune,
-                wait: (!self.no_wait).then_some(self.timeout),
-            };
-            set::run(
-                &client,
-                &built,
-                &self.env.env,
-                &options,
-                |o| println!("{o}"),
-                |line| println!("{line}"),
-            )
-            .await?;
+            let mut screen = Screen::new();
+            let result = set::run(&client, &built, &self.env.env, &options, &mut |event| {
+                screen.show(event)
+            })
+            .await;
+            screen.clear();
+            result?;
             anyhow::Ok(())
         })?;
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Prints events: a status line that rewrites itself on a terminal, plain lines otherwise.
+struct Screen {
+    terminal: bool,
+    status_shown: bool,
+}
+
+impl Screen {
+    fn new() -> Self {
+        Self {
+            terminal: std::io::stdout().is_terminal(),
+            status_shown: false,
+        }
+    }
+
+    fn show(&mut self, event: Event<'_>) {
+        match event {
+            Event::Status(line) if self.terminal => {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "\r\x1b[2K{line}");
+                let _ = out.flush();
+                self.status_shown = true;
+            }
+            Event::Status(line) | Event::Note(line) => {
+                self.clear();
+                println!("{line}");
+            }
+            Event::Outcome(o) => {
+                self.clear();
+                println!("{o}");
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        if std::mem::take(&mut self.status_shown) {
+            print!("\r\x1b[2K");
+            let _ = std::io::stdout().flush();
+        }
     }
 }

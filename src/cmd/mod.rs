@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand, each with its arguments and `run`.
 
 mod apply;
+mod cluster;
 mod config;
 mod diff;
 mod docs;
@@ -46,19 +47,21 @@ enum Command {
     Render(render::RenderArgs),
     /// Show what `render` would change in <out>/<env>/, object by object; writes nothing.
     Plan(plan::PlanArgs),
-    /// Apply an environment to the cluster: preflight, server-side apply, prune, rollout wait.
+    /// Apply an environment to the cluster: preflight, server-side apply, prune, wait.
     ///
-    /// Builds exactly what `render` writes, then: (1) preflight: every Secret the proxy reads
-    /// must exist in the namespace and hold its key, or nothing is changed; (2) server-side
-    /// apply of every object in render order, field manager `infra`, forced, plus the ApplySet
-    /// parent ConfigMap `applyset-<name>`; (3) prune: objects of our kinds in the namespace that
-    /// carry our labels (app.kubernetes.io/name, instance, managed-by=infra and
-    /// applyset.kubernetes.io/part-of) but left the plan are deleted (never the Namespace);
-    /// (4) wait for the Deployment's rollout. One line per object, then a summary.
+    /// Builds exactly what `render` writes, then: (1) preflight, before any write: the server
+    /// serves every kind (discovery), every verb on every kind is allowed
+    /// (SelfSubjectAccessReview), the namespace and every Secret key the proxy reads exist;
+    /// (2) a server-side dry run of every object: a field another manager owns fails here,
+    /// naming object, field and manager, unless --force-conflicts; (3) server-side apply in
+    /// render order, field manager `infra`, plus the ApplySet parent ConfigMap
+    /// `applyset-<name>`; (4) prune of members of the set that left the plan (never the
+    /// Namespace, never an object without our labels); (5) wait until every object is ready.
     ///
-    /// The cluster comes from KUBECONFIG (or ~/.kube/config), else the in-cluster service
-    /// account. Exit status: 0 applied (and rolled out), 1 on an invalid environment, a failed
-    /// preflight, an API error, or a rollout that failed or timed out; 2 on a usage error.
+    /// The cluster comes from --kubeconfig/--context, else KUBECONFIG (or ~/.kube/config), else
+    /// the in-cluster service account; the namespace always from the environment. Exit status:
+    /// 0 applied (and ready), 1 on an invalid environment, a failed preflight, a conflict, an
+    /// API error, or an object that failed or timed out; 2 on a usage error.
     Apply(apply::ApplyArgs),
     /// Show the merged environment as TOML, each value followed by where it came from.
     ///

@@ -31,6 +31,12 @@ pub struct PlanArgs {
     /// Exit with status 1 when <out>/<env>/ is not what `render` would write (for CI).
     #[arg(long)]
     check: bool,
+    /// Compare with the cluster instead of <out>/<env>/: a server-side dry run of `apply`
+    /// diffed against the live objects, plus what a prune would delete.
+    #[arg(long)]
+    live: bool,
+    #[command(flatten)]
+    cluster: super::cluster::ClusterArgs,
     /// Colour the diff: `auto` colours when stdout is a terminal and NO_COLOR is unset.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -82,11 +88,15 @@ impl PlanArgs {
                 env: name.clone(),
                 sets: self.sets.clone(),
             };
-            let plan = args
-                .build(environments)
-                .and_then(|built| Ok((output::read(&dir)?, built.files()?)))
-                .map(|(current, rendered)| plan::compare(&current, &rendered, Sides::default()));
-            let plan = match plan {
+            let plan = args.build(environments).and_then(|built| {
+                if self.live {
+                    return super::cluster::live_plan(&self.cluster, &built, name);
+                }
+                let (current, rendered) = (output::read(&dir)?, built.files()?);
+                let plan = plan::compare(&current, &rendered, Sides::default());
+                Ok((plan, dir.display().to_string()))
+            });
+            let (plan, folder) = match plan {
                 Ok(plan) => plan,
                 Err(e) if self.all => {
                     eprintln!("error: {e:#}");
@@ -99,7 +109,6 @@ impl PlanArgs {
                 }
                 Err(e) => return Err(e),
             };
-            let folder = dir.display().to_string();
             if self.output == Output::Json {
                 plans.push(plan.json(&[("environment", name), ("folder", &folder)]));
             } else {
@@ -110,7 +119,7 @@ impl PlanArgs {
                 println!("\nPlan for {folder}: {}.", plan.summary());
             }
             if self.check && !plan.is_empty() {
-                stale(&plan, &folder, name);
+                stale(&plan, &folder, name, self.live);
                 failed = true;
             }
         }
@@ -129,7 +138,11 @@ impl PlanArgs {
     }
 }
 
-fn stale(plan: &Plan, folder: &str, env: &str) {
+fn stale(plan: &Plan, folder: &str, env: &str, live: bool) {
+    if live {
+        eprintln!("error: {folder} is stale: run `infra apply --env {env}`");
+        return;
+    }
     let what = if plan.changes_objects() {
         ""
     } else {

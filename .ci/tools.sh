@@ -1,0 +1,65 @@
+# Sourced by the .ci/ scripts: every third-party tool CI runs, at an exact version, and the one
+# way each kind of tool is installed. A release of a tool cannot turn CI red or green on its
+# own: a version changes only in a commit. How to bump: README.md, "Pinned CI tools".
+#
+#   source .ci/tools.sh
+#   venv="$(pip_tools)"                                   # kubernetes-validate, checkov
+#   taplo="$(npm_tool @taplo/cli "$TAPLO_CLI_VERSION" taplo)"
+#   apt_tool prometheus "$PROMETHEUS_DEB_VERSION"         # then: promtool
+#
+# Tools are installed under $CI_TOOLS_DIR (default: $TMPDIR/infra-ci-tools), one folder per
+# version, so a bump installs anew and an unchanged pin is reused.
+
+# Python tools: .ci/requirements.txt (all dependencies pinned). pip itself:
+PIP_VERSION=26.3
+# npm packages (npm_tool):
+TAPLO_CLI_VERSION=0.7.0   # `taplo --version` says 0.9.0: the npm package bundles that release
+# Debian packages (apt_tool), exact Debian versions as `apt-cache policy <package>` shows them:
+PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
+
+CI_TOOLS="${CI_TOOLS_DIR:-${TMPDIR:-/tmp}/infra-ci-tools}"
+CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Prints the bin folder of a virtualenv holding exactly .ci/requirements.txt.
+pip_tools() {
+  local key venv
+  key="$(cat "$CI_DIR/requirements.txt" <(echo "$PIP_VERSION") | sha256sum | cut -c1-12)"
+  venv="$CI_TOOLS/venv-$key"
+  if ! [[ -f "$venv/.complete" ]]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2> /dev/null; then
+      apt-get update -qq > /dev/null && apt-get install -y -qq python3-venv > /dev/null
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet "pip==$PIP_VERSION" >&2
+    "$venv/bin/pip" install --quiet --no-deps --require-virtualenv -r "$CI_DIR/requirements.txt" >&2
+    "$venv/bin/pip" check >&2
+    touch "$venv/.complete"
+  fi
+  echo "$venv/bin"
+}
+
+# npm_tool PACKAGE VERSION BIN: installs PACKAGE@VERSION (exactly) and prints the path of BIN.
+npm_tool() {
+  local package=$1 version=$2 bin=$3 dir
+  dir="$CI_TOOLS/npm/${package//\//+}@$version"
+  if ! [[ -x "$dir/node_modules/.bin/$bin" ]]; then
+    command -v npm > /dev/null || { echo "npm_tool: npm is not installed" >&2; return 1; }
+    npm install --silent --no-audit --no-fund --save-exact --prefix "$dir" "$package@$version" >&2
+  fi
+  [[ -x "$dir/node_modules/.bin/$bin" ]] || { echo "npm_tool: no $bin in $package@$version" >&2; return 1; }
+  echo "$dir/node_modules/.bin/$bin"
+}
+
+# apt_tool PACKAGE VERSION: installs that exact Debian version (fails if the archive lacks it).
+apt_tool() {
+  local package=$1 version=$2 installed
+  installed="$(dpkg-query -W -f '${Version}' "$package" 2> /dev/null || echo none)"
+  if [[ "$installed" != "$version" ]]; then
+    apt-get update -qq > /dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "$package=$version" > /dev/null
+  fi
+  installed="$(dpkg-query -W -f '${Version}' "$package")"
+  [[ "$installed" == "$version" ]] || { echo "apt_tool: $package is $installed, not $version" >&2; return 1; }
+}

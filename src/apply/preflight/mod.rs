@@ -1,0 +1,253 @@
+//! Preflight, before any write: the server answers and serves every kind we apply (discovery),
+//! we may use every verb we need on every kind (SelfSubjectAccessReview), the namespace exists
+//! when Secrets must be in it, and every referenced Secret holds its key. Every problem is
+//! reported at once, and nothing is written.
+
+mod access;
+mod secrets;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use ai_api_proxy_config::SecretRef;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::api::ApiResource;
+
+use super::discovery::Discovery;
+use super::{Error, Result};
+use crate::build::Object;
+
+pub use access::Need;
+pub use secrets::SecretProblem;
+
+/// One thing the cluster lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// The server does not serve a kind we apply at its `apiVersion`.
+    NotServed {
+        /// `apiVersion`, e.g. `monitoring.coreos.com/v1`.
+        api_version: String,
+        /// The kind, e.g. `ServiceMonitor`.
+        kind: String,
+        /// The environment setting that asks for it, if one does.
+        setting: Option<&'static str>,
+    },
+    /// We may not use a verb on a resource.
+    Forbidden {
+        /// The verb, e.g. `delete`.
+        verb: &'static str,
+        /// `plural` or `plural.group`, e.g. `deployments.apps`.
+        resource: String,
+        /// The namespace (`None`: cluster-wide).
+        namespace: Option<String>,
+        /// The authorizer's reason, if it gave one.
+        reason: Option<String>,
+    },
+    /// The namespace the Secrets must be in does not exist.
+    NoNamespace(String),
+    /// A Secret or a key the proxy reads is missing.
+    Secret {
+        /// Its namespace.
+        namespace: String,
+        /// What is missing.
+        problem: SecretProblem,
+    },
+}
+
+/// What preflight learnt that later steps use.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked {
+    /// Whether the environment's namespace exists.
+    pub namespace_exists: bool,
+}
+
+/// The permissions applying `objects` needs: get, create and patch on each kind; list and
+/// delete on each of `prune` in `namespace`; get on Secrets when `refs` is not empty.
+pub fn needs(
+    objects: &[Object],
+    prune: Option<&[ApiResource]>,
+    namespace: &str,
+    secrets: bool,
+) -> Vec<Need> {
+    let mut needs = BTreeSet::new();
+    let mut add = |verbs: &[&'static str], group: &str, resource: &str, namespaced: bool| {
+        for verb in verbs {
+            needs.insert(Need {
+                verb,
+                group: group.to_owned(),
+                resource: resource.to_owned(),
+                namespace: namespaced.then(|| namespace.to_owned()),
+            });
+        }
+    };
+    for object in objects {
+        let meta = object.kind_of().meta();
+        add(
+            &["get", "create", "patch"],
+            meta.group,
+            meta.plural,
+            meta.namespaced,
+        );
+    }
+    for resource in prune.into_iter().flatten() {
+        add(&["list", "delete"], &resource.group, &resource.plural, true);
+    }
+    if secrets {
+        add(&["get"], "", "secrets", true);
+    }
+    needs.into_iter().collect()
+}
+
+/// Runs every check for applying `objects` (and pruning over `prune`, when pruning) into
+/// `namespace`, with the Secret references `refs`, given what the server serves.
+pub async fn run(
+    client: &kube::Client,
+    discovery: &Discovery,
+    objects: &[Object],
+    prune: Option<&[ApiResource]>,
+    namespace: &str,
+    refs: &[&SecretRef],
+) -> Result<Checked> {
+    let needs = needs(objects, prune, namespace, !refs.is_empty());
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for object in objects {
+        let meta = object.kind_of().meta();
+        if discovery.exact(meta.api_version, meta.kind).is_none()
+            && seen.insert((meta.api_version, meta.kind))
+        {
+            problems.push(Problem::NotServed {
+                api_version: meta.api_version.into(),
+                kind: meta.kind.into(),
+                setting: object.kind_of().setting(),
+            });
+        }
+    }
+    let (access, namespace_exists, secrets) = futures_util::join!(
+        access::review(client, &needs),
+        async {
+            Api::<Namespace>::all(client.clone())
+                .get_metadata_opt(namespace)
+                .await
+                .map_err(Error::kube(format!("read Namespace {namespace}")))
+                .map(|ns| ns.is_some())
+        },
+        secrets::check(client, namespace, refs),
+    );
+    problems.extend(access?);
+    let namespace_exists = namespace_exists?;
+    if !namespace_exists && !refs.is_empty() {
+        problems.push(Problem::NoNamespace(namespace.to_owned()));
+    }
+    problems.extend(secrets?.into_iter().map(|problem| Problem::Secret {
+        namespace: namespace.to_owned(),
+        problem,
+    }));
+    if problems.is_empty() {
+        Ok(Checked { namespace_exists })
+    } else {
+        Err(Error::Preflight(problems))
+    }
+}
+
+/// The error message: every problem, and what fixes it. Never a Secret's value.
+pub(super) fn describe(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "preflight failed, nothing was applied ({} problem{}):",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        out.push_str("\n  ");
+        match problem {
+            Problem::NotServed {
+                api_version,
+                kind,
+                setting,
+            } => {
+                let _ = write!(out, "the API server does not serve {kind} ({api_version})");
+                if let Some(setting) = setting {
+                    let _ = write!(out, ", which `{setting}` asks for");
+                }
+                out.push_str(
+                    ": install its CustomResourceDefinition or API, or turn the setting off",
+                );
+            }
+            Problem::Forbidden {
+                verb,
+                resource,
+                namespace,
+                reason,
+            } => {
+                let _ = write!(out, "not allowed to {verb} {resource}");
+                match namespace {
+                    Some(ns) => {
+                        let _ = write!(out, " in namespace `{ns}`");
+                    }
+                    None => out.push_str(" (cluster-wide)"),
+                }
+                if let Some(reason) = reason.as_deref().filter(|r| !r.is_empty()) {
+                    let _ = write!(out, ": {reason}");
+                }
+                let _ = write!(
+                    out,
+                    "; check with: kubectl auth can-i {verb} {resource}{}",
+                    namespace
+                        .as_ref()
+                        .map(|ns| format!(" -n {ns}"))
+                        .unwrap_or_default()
+                );
+            }
+            Problem::NoNamespace(ns) => {
+                let _ = write!(
+                    out,
+                    "namespace `{ns}` does not exist yet, so no Secret can be in it; create it first:\n    kubectl create namespace {ns}"
+                );
+            }
+            Problem::Secret { namespace, problem } => {
+                out.push_str(&secrets::describe(namespace, problem));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_named_with_its_fix() {
+        let text = describe(&[
+            Problem::NotServed {
+                api_version: "monitoring.coreos.com/v1".into(),
+                kind: "ServiceMonitor".into(),
+                setting: Some("metrics.service_monitor"),
+            },
+            Problem::Forbidden {
+                verb: "delete",
+                resource: "deployments.apps".into(),
+                namespace: Some("ai-services".into()),
+                reason: None,
+            },
+            Problem::NoNamespace("ai-services".into()),
+        ]);
+        assert!(
+            text.starts_with("preflight failed, nothing was applied (3 problems):"),
+            "{text}"
+        );
+        assert!(
+            text.contains("does not serve ServiceMonitor (monitoring.coreos.com/v1), which `metrics.service_monitor` asks for"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not allowed to delete deployments.apps in namespace `ai-services`; check with: kubectl auth can-i delete deployments.apps -n ai-services"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kubectl create namespace ai-services"),
+            "{text}"
+        );
+    }
+}
