@@ -55,7 +55,7 @@ fn applying_an_unchanged_environment_again_changes_nothing() {
     assert!(before.len() >= 8, "{before:?}");
     let second = c.infra_ok("apply", "production", &["--timeout", "60s"]);
     assert!(
-        second.contains("0 created, 0 applied, 10 unchanged, 0 pruned"),
+        second.contains("0 created, 0 applied, 13 unchanged, 0 pruned"),
         "{second}"
     );
     assert_eq!(versions(&c), before, "{second}");
@@ -323,8 +323,8 @@ rules:
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
   verbs: [get, list, create, delete]
-- apiGroups: [networking.k8s.io]
-  resources: [ingresses]
+- apiGroups: [networking.k8s.io, gateway.networking.k8s.io, monitoring.coreos.com]
+  resources: [ingresses, httproutes, podmonitors, prometheusrules]
   verbs: ["*"]
 ---
 apiVersion: rbac.authorization.k8s.io/v1

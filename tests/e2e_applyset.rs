@@ -121,7 +121,7 @@ fn prune_deletes_members_that_left_the_plan_and_nothing_without_our_labels() {
             .clone();
     assert_eq!(
         kinds,
-        "ConfigMap,Deployment.apps,HorizontalPodAutoscaler.autoscaling,NetworkPolicy.networking.k8s.io,Service,ServiceAccount"
+        "ConfigMap,Deployment.apps,HorizontalPodAutoscaler.autoscaling,NetworkPolicy.networking.k8s.io,PodMonitor.monitoring.coreos.com,PrometheusRule.monitoring.coreos.com,Service,ServiceAccount"
     );
 }
 

@@ -290,7 +290,13 @@ impl Plane {
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         for args in [
             vec!["apply", "--server-side", "-f", dir.as_str()],
-            vec!["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+            vec![
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
         ] {
             let out = self.try_kubectl(&args);
             if !out.status.success() {
