@@ -80,7 +80,7 @@ fn a_missing_namespace_is_named_with_the_secrets() {
     assert_nothing_written(&fake, &o);
     let err = stderr(&o);
     assert!(
-        err.contains("2 Secret keys the proxy reads are missing"),
+        err.contains("3 Secret keys the proxy reads are missing"),
         "{err}"
     );
     assert!(

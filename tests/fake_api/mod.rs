@@ -106,6 +106,7 @@ impl Fake {
         self.put_namespace();
         self.put_secret("holysheep-api-key", "api-key");
         self.put_secret("ai-api-client-keys", "keys");
+        self.put_secret("ai-api-redis", "password");
         self
     }
 

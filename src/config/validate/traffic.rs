@@ -219,7 +219,7 @@ pub(super) fn network_policy(r: &mut Report, env: &Environment) {
     }
 }
 
-fn parse_cidr(cidr: &str) -> Result<(), String> {
+pub(super) fn parse_cidr(cidr: &str) -> Result<(), String> {
     let expected = "expected an IPv4 or IPv6 range like `10.0.0.0/8` or `2001:db8::/32`";
     let Some((addr, bits)) = cidr.split_once('/') else {
         return Err(format!("`{cidr}` has no prefix length: {expected}"));
@@ -255,7 +255,7 @@ fn parse_cidr(cidr: &str) -> Result<(), String> {
 }
 
 /// A Kubernetes qualified name (annotation and label keys): `[prefix/]name`.
-fn qualified_name_ok(key: &str) -> bool {
+pub(super) fn qualified_name_ok(key: &str) -> bool {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
@@ -264,7 +264,7 @@ fn qualified_name_ok(key: &str) -> bool {
 }
 
 /// A label value (also the name part of a qualified name): ≤ 63 of `[A-Za-z0-9_.-]`, alphanumeric at both ends.
-fn label_value_ok(v: &str) -> bool {
+pub(super) fn label_value_ok(v: &str) -> bool {
     let b = v.as_bytes();
     b.is_empty()
         || (b.len() <= 63
