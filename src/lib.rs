@@ -1,7 +1,7 @@
 //! `infra`: typed Kubernetes manifests for the AI API proxy, from layered environment files.
 //!
 //! Data flows one way: [`config`] (layered, validated [`config::Environment`]) → [`build`] (one
-//! pure builder per Kubernetes object) → [`render`] (deterministic YAML) → [`output`] / [`plan`]
+//! pure builder per Kubernetes object; [`pipeline`] runs both) → [`render`] (deterministic YAML) → [`output`] / [`plan`]
 //! (the only modules that touch `out/`); [`apply`] sends the same objects to a cluster.
 #![forbid(unsafe_code)]
 
@@ -10,5 +10,6 @@ pub mod build;
 pub mod cmd;
 pub mod config;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod render;

@@ -54,26 +54,6 @@ pub struct RenderError {
 /// Name of the file that lists the others for kustomize.
 pub const KUSTOMIZATION: &str = "kustomization.yaml";
 
-/// Kinds in the order they are written and applied: what others depend on comes first.
-pub const KIND_ORDER: [&str; 9] = [
-    "Namespace",
-    "ServiceAccount",
-    "ConfigMap",
-    "Service",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "PodDisruptionBudget",
-    "Ingress",
-    "NetworkPolicy",
-];
-
-fn kind_rank(kind: &str) -> usize {
-    KIND_ORDER
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(KIND_ORDER.len())
-}
-
 /// The file name of an object: `<kind>-<name>.yaml`, lowercase.
 pub fn file_name(object: &Object) -> String {
     format!(
@@ -136,12 +116,12 @@ fn quote_yaml11_booleans(text: &str) -> String {
     out
 }
 
-/// Renders every object to its own file, in kind order then name, and a `kustomization.yaml`
+/// Renders every object to its own file, in kind order ([`crate::build::Kind::ALL`]) then name, and a `kustomization.yaml`
 /// listing them, so Argo CD, Flux and `kubectl apply -k` read the folder directly.
 pub fn files(objects: &[Object], provenance: &Provenance) -> Result<Vec<File>, RenderError> {
     let header = provenance.header();
     let mut sorted: Vec<&Object> = objects.iter().collect();
-    sorted.sort_by_key(|o| (kind_rank(o.kind()), o.name().to_owned()));
+    sorted.sort_by_key(|o| (o.kind_of().rank(), o.name().to_owned()));
     let mut files = Vec::with_capacity(sorted.len() + 1);
     for object in sorted {
         let body = yaml(|| format!("{} {}", object.kind(), object.name()), object)?;

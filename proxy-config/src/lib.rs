@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+pub mod metrics;
 mod policy;
 mod validate;
 

@@ -1,12 +1,14 @@
-//! Prometheus metrics, served in the text exposition format at `endpoints.metrics`.
+//! Prometheus metrics, served in the text exposition format at `endpoints.metrics`. Names,
+//! help texts and buckets come from the catalogue in `ai_api_proxy_config::metrics`.
 
 use std::sync::Arc;
 
+use ai_api_proxy_config::metrics as catalogue;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 /// Labels of a finished request.
@@ -52,13 +54,13 @@ pub struct StreamErrorLabels {
     pub reason: &'static str,
 }
 
-/// Histogram buckets from 1 ms to about 2 min (LLM calls are slow, proxies fast).
+/// The catalogue's latency buckets (1 ms to about 2 min).
 #[derive(Clone, Copy, Debug)]
 pub struct Buckets;
 
 impl MetricConstructor<Histogram> for Buckets {
     fn new_metric(&self) -> Histogram {
-        Histogram::new(exponential_buckets(0.001, 2.0, 18))
+        Histogram::new(catalogue::LATENCY_BUCKETS.bounds())
     }
 }
 
@@ -88,7 +90,7 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric; `upstreams` get their breaker gauge at 0 from the start.
     pub fn new<'a>(upstreams: impl IntoIterator<Item = &'a Arc<str>>) -> Self {
-        let mut registry = Registry::with_prefix("ai_proxy");
+        let mut registry = Registry::default();
         let m = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(Buckets),
@@ -102,48 +104,48 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register(
-            "requests",
-            "Requests answered, by model, upstream and status",
+            catalogue::REQUESTS.name,
+            catalogue::REQUESTS.help,
             m.requests.clone(),
         );
         registry.register(
-            "request_duration_seconds",
-            "Request duration until the last byte, by model",
+            catalogue::REQUEST_DURATION.name,
+            catalogue::REQUEST_DURATION.help,
             m.duration.clone(),
         );
         registry.register(
-            "upstream_first_byte_seconds",
-            "Time from sending to an upstream until its first byte, by upstream",
+            catalogue::UPSTREAM_FIRST_BYTE.name,
+            catalogue::UPSTREAM_FIRST_BYTE.help,
             m.upstream_ttfb.clone(),
         );
         registry.register(
-            "tokens",
-            "Tokens reported by upstreams, by model and kind (prompt, completion)",
+            catalogue::TOKENS.name,
+            catalogue::TOKENS.help,
             m.tokens.clone(),
         );
         registry.register(
-            "in_flight_requests",
-            "Requests being served, streams included",
+            catalogue::IN_FLIGHT.name,
+            catalogue::IN_FLIGHT.help,
             m.in_flight.clone(),
         );
         registry.register(
-            "rate_limited",
-            "Requests refused with 429 by the proxy's rate limit",
+            catalogue::RATE_LIMITED.name,
+            catalogue::RATE_LIMITED.help,
             m.rate_limited.clone(),
         );
         registry.register(
-            "upstream_retries",
-            "Attempts after the first, by upstream",
+            catalogue::UPSTREAM_RETRIES.name,
+            catalogue::UPSTREAM_RETRIES.help,
             m.retries.clone(),
         );
         registry.register(
-            "circuit_breaker_state",
-            "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
+            catalogue::CIRCUIT_BREAKER_STATE.name,
+            catalogue::CIRCUIT_BREAKER_STATE.help,
             m.breaker_state.clone(),
         );
         registry.register(
-            "stream_errors",
-            "Responses cut after their first byte, by upstream and reason",
+            catalogue::STREAM_ERRORS.name,
+            catalogue::STREAM_ERRORS.help,
             m.stream_errors.clone(),
         );
         // Every upstream's series exist from the start, so dashboards and alerts see zeros.

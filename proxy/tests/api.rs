@@ -271,7 +271,7 @@ async fn operational_endpoints_need_no_key() {
         let r = http().get(proxy.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let r = http().get(proxy.url("/metrics")).send().await.unwrap();
+    let r = http().get(proxy.metrics_url()).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     for family in [

@@ -11,20 +11,14 @@ pub mod applyset;
 pub mod handover;
 pub mod preflight;
 pub mod prune;
+pub mod set;
 pub mod wait;
 
 use std::fmt;
 
-use k8s_openapi::Resource;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 
-use crate::build::Object;
-use crate::render::KIND_ORDER;
+use crate::build::{Kind, Object};
 
 pub use preflight::SecretProblem;
 
@@ -74,9 +68,6 @@ pub enum Error {
         /// The other tool or set.
         owner: String,
     },
-    /// An object of a kind `infra` does not know how to apply (a bug: every built kind is known).
-    #[error("`{0}` is not a kind infra can apply")]
-    UnknownKind(String),
     /// The Deployment's rollout failed or did not finish in time.
     #[error("{0}")]
     Rollout(String),
@@ -137,23 +128,16 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// The API resource (group, version, plural) of one of our kinds, `None` for any other.
-pub fn api_resource(kind: &str) -> Option<ApiResource> {
-    fn erase<K: kube::Resource<DynamicType = ()>>() -> ApiResource {
-        ApiResource::erase::<K>(&())
+/// The API resource (group, version, plural) of one of our kinds.
+pub fn api_resource(kind: Kind) -> ApiResource {
+    let meta = kind.meta();
+    ApiResource {
+        group: meta.group.into(),
+        version: meta.version.into(),
+        api_version: meta.api_version.into(),
+        kind: meta.kind.into(),
+        plural: meta.plural.into(),
     }
-    Some(match kind {
-        Namespace::KIND => erase::<Namespace>(),
-        ServiceAccount::KIND => erase::<ServiceAccount>(),
-        ConfigMap::KIND => erase::<ConfigMap>(),
-        Service::KIND => erase::<Service>(),
-        Deployment::KIND => erase::<Deployment>(),
-        HorizontalPodAutoscaler::KIND => erase::<HorizontalPodAutoscaler>(),
-        PodDisruptionBudget::KIND => erase::<PodDisruptionBudget>(),
-        Ingress::KIND => erase::<Ingress>(),
-        NetworkPolicy::KIND => erase::<NetworkPolicy>(),
-        _ => return None,
-    })
 }
 
 /// The dynamic API of `kind` in `namespace` (cluster-wide when `None`).
@@ -185,11 +169,10 @@ pub fn in_order(objects: &[Object]) -> Vec<&Object> {
             .labels
             .as_ref()
             .is_some_and(|l| l.contains_key(crate::build::applyset::ID));
-        match KIND_ORDER.iter().position(|k| *k == o.kind()) {
-            Some(0) => 0,
+        match o.kind_of().rank() {
+            0 => 0,
             _ if is_parent => 1,
-            Some(i) => i + 1,
-            None => KIND_ORDER.len() + 1,
+            i => i + 1,
         }
     };
     let mut sorted: Vec<&Object> = objects.iter().collect();
@@ -209,7 +192,7 @@ pub async fn apply(
     client: &kube::Client,
     objects: &[Object],
     dry_run: bool,
-    mut report: impl FnMut(&Outcome),
+    report: &mut impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>> {
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;
@@ -217,8 +200,7 @@ pub async fn apply(
     for object in in_order(objects) {
         let kind = object.kind();
         let name = display_name(object.namespace(), object.name());
-        let resource = api_resource(kind).ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
-        let api = dynamic_api(client, &resource, object.namespace());
+        let api = dynamic_api(client, &api_resource(object.kind_of()), object.namespace());
         let before = api
             .get_opt(object.name())
             .await
@@ -288,17 +270,12 @@ mod tests {
     use crate::build::{applyset, objects, tests::load};
 
     #[test]
-    fn every_kind_we_build_has_an_api_resource() {
-        for kind in KIND_ORDER {
-            let r = api_resource(kind).unwrap();
-            assert_eq!(r.kind, kind);
-        }
-        assert_eq!(api_resource("Deployment").unwrap().plural, "deployments");
+    fn api_resources_come_from_the_kind_table() {
+        assert_eq!(api_resource(Kind::Deployment).plural, "deployments");
         assert_eq!(
-            api_resource("HorizontalPodAutoscaler").unwrap().api_version,
+            api_resource(Kind::HorizontalPodAutoscaler).api_version,
             "autoscaling/v2"
         );
-        assert!(api_resource("Secret").is_none());
     }
 
     #[test]
@@ -306,15 +283,15 @@ mod tests {
         let built = objects(&load("production"), "production");
         let mut reversed = built.clone();
         reversed.reverse();
-        let kinds: Vec<_> = in_order(&reversed).iter().map(|o| o.kind()).collect();
-        assert_eq!(kinds, KIND_ORDER);
+        let kinds: Vec<_> = in_order(&reversed).iter().map(|o| o.kind_of()).collect();
+        assert_eq!(kinds, Kind::ALL);
         let env = load("production");
         let parent = Object::ConfigMap(applyset::parent(&env, "production", &Default::default()));
         reversed.push(parent.clone());
         let sorted = in_order(&reversed);
         assert_eq!(sorted[0].kind(), "Namespace");
         assert_eq!(sorted[1], &parent);
-        assert_eq!(sorted.len(), KIND_ORDER.len() + 1);
+        assert_eq!(sorted.len(), Kind::ALL.len() + 1);
     }
 
     #[test]

@@ -11,17 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::api::{DeleteParams, ListParams};
 
 use super::{Action, Error, Outcome, Result, api_resource, display_name, dynamic_api};
-use crate::build::Object;
-use crate::render::KIND_ORDER;
+use crate::build::{Kind, Object};
 
 /// The kinds that may be pruned: every kind we build except the Namespace, in reverse render
 /// order (what depends on others goes first).
-pub fn prunable_kinds() -> impl Iterator<Item = &'static str> {
-    KIND_ORDER
-        .iter()
-        .rev()
-        .copied()
-        .filter(|k| *k != "Namespace")
+pub fn prunable_kinds() -> impl Iterator<Item = Kind> {
+    Kind::ALL.iter().rev().copied().filter(|k| k.prunable())
 }
 
 /// A label selector matching every label of `labels`, e.g.
@@ -42,7 +37,7 @@ pub async fn prune(
     selector: &BTreeMap<String, String>,
     keep: &[Object],
     dry_run: bool,
-    mut report: impl FnMut(&Outcome),
+    report: &mut impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>> {
     let keep: BTreeSet<(&str, &str)> = keep.iter().map(|o| (o.kind(), o.name())).collect();
     let list = ListParams::default().labels(&label_selector(selector));
@@ -50,8 +45,8 @@ pub async fn prune(
     delete.dry_run = dry_run;
     let mut outcomes = Vec::new();
     for kind in prunable_kinds() {
-        let resource = api_resource(kind).ok_or_else(|| Error::UnknownKind(kind.to_owned()))?;
-        let api = dynamic_api(client, &resource, Some(namespace));
+        let api = dynamic_api(client, &api_resource(kind), Some(namespace));
+        let kind = kind.meta().kind;
         let found = api
             .list(&list)
             .await
@@ -93,10 +88,9 @@ mod tests {
     #[test]
     fn the_namespace_is_never_prunable() {
         let kinds: Vec<_> = prunable_kinds().collect();
-        assert!(!kinds.contains(&"Namespace"));
-        assert!(!kinds.contains(&"Secret"));
-        assert_eq!(kinds.len(), KIND_ORDER.len() - 1);
-        assert_eq!(kinds.first(), Some(&"NetworkPolicy"));
+        assert!(!kinds.contains(&Kind::Namespace));
+        assert_eq!(kinds.len(), Kind::ALL.len() - 1);
+        assert_eq!(kinds.first(), Some(&Kind::NetworkPolicy));
     }
 
     #[test]

@@ -41,14 +41,6 @@ pub fn id(env: &Environment) -> String {
     format!("applyset-{}-v1", base64url(&Sha256::digest(gknn)))
 }
 
-/// `Kind` for the core group, `Kind.group` otherwise, from an `apiVersion` and a kind.
-pub fn group_kind(api_version: &str, kind: &str) -> String {
-    match api_version.split_once('/') {
-        Some((group, _)) => format!("{kind}.{group}"),
-        None => kind.to_owned(),
-    }
-}
-
 /// The labels of our members: [`labels::selector`], `managed-by=infra` and [`PART_OF`]; what
 /// `apply` prunes by.
 pub fn member_selector(env: &Environment, env_name: &str) -> BTreeMap<String, String> {
@@ -105,7 +97,7 @@ fn base64url(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::build::tests::load;
-    use crate::build::{Object, objects};
+    use crate::build::{Kind, Object, objects};
 
     #[test]
     fn base64url_matches_rfc_4648() {
@@ -144,8 +136,8 @@ mod tests {
     fn the_parent_names_its_id_tooling_and_group_kinds() {
         let env = load("production");
         let kinds = BTreeSet::from([
-            group_kind("apps/v1", "Deployment"),
-            group_kind("v1", "ConfigMap"),
+            Kind::Deployment.meta().group_kind(),
+            Kind::ConfigMap.meta().group_kind(),
         ]);
         let parent = parent(&env, "production", &kinds);
         assert_eq!(

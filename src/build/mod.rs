@@ -19,27 +19,22 @@ pub mod service_account;
 pub mod topology;
 pub mod volumes;
 
-use k8s_openapi::Resource;
+mod kind;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::{Serialize, Serializer};
 
 use crate::config::Environment;
+
+pub use kind::{KindMeta, Readiness};
 
 /// Name of the proxy's container port, which the Service, probes and Ingress refer to.
 pub const PORT_NAME: &str = "http";
 
-/// One Kubernetes object, typed.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a handful of objects per render; boxing would complicate every match on them"
-)]
-#[derive(Clone, Debug, PartialEq)]
-pub enum Object {
+kind::kinds! {
     /// The namespace everything lives in.
     Namespace(Namespace),
     /// The pods' identity (no API token).
@@ -60,27 +55,50 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
 }
 
-/// Applies `$body` to the inner value of every variant, bound as `$o` (of its own type `$T`).
-macro_rules! each {
-    ($self:expr, $o:ident, $T:ident => $body:expr) => {
-        match $self {
-            Object::Namespace($o) => { type $T = Namespace; $body }
-            Object::ServiceAccount($o) => { type $T = ServiceAccount; $body }
-            Object::ConfigMap($o) => { type $T = ConfigMap; $body }
-            Object::Service($o) => { type $T = Service; $body }
-            Object::Deployment($o) => { type $T = Deployment; $body }
-            Object::HorizontalPodAutoscaler($o) => { type $T = HorizontalPodAutoscaler; $body }
-            Object::PodDisruptionBudget($o) => { type $T = PodDisruptionBudget; $body }
-            Object::Ingress($o) => { type $T = Ingress; $body }
-            Object::NetworkPolicy($o) => { type $T = NetworkPolicy; $body }
+impl Kind {
+    /// When an applied object of this kind is ready (kstatus rules).
+    pub fn readiness(self) -> Readiness {
+        match self {
+            Kind::Deployment => Readiness::Rollout,
+            Kind::PodDisruptionBudget | Kind::HorizontalPodAutoscaler => {
+                Readiness::ObservedGeneration
+            }
+            Kind::Namespace => Readiness::NamespaceActive,
+            Kind::ServiceAccount
+            | Kind::ConfigMap
+            | Kind::Service
+            | Kind::Ingress
+            | Kind::NetworkPolicy => Readiness::Exists,
         }
-    };
+    }
+
+    /// Whether `apply` may delete an object of this kind that left the plan. Never the
+    /// Namespace: deleting it would delete the Secrets and everything else in it.
+    pub fn prunable(self) -> bool {
+        !matches!(self, Kind::Namespace)
+    }
+
+    /// The environment setting that asks for objects of this kind, when one does (named in
+    /// preflight errors, e.g. when the server does not serve the kind's API).
+    pub fn setting(self) -> Option<&'static str> {
+        match self {
+            Kind::HorizontalPodAutoscaler => Some("autoscaling.enabled"),
+            Kind::PodDisruptionBudget => Some("disruption_budget.enabled"),
+            Kind::Ingress => Some("ingress.enabled"),
+            Kind::Namespace
+            | Kind::ServiceAccount
+            | Kind::ConfigMap
+            | Kind::Service
+            | Kind::Deployment
+            | Kind::NetworkPolicy => None,
+        }
+    }
 }
 
 impl Object {
     /// The object's `kind`, e.g. `Deployment`.
     pub fn kind(&self) -> &'static str {
-        each!(self, _o, T => <T as Resource>::KIND)
+        self.kind_of().meta().kind
     }
 
     /// `metadata.name`.
@@ -95,18 +113,7 @@ impl Object {
 
     /// The object's `apiVersion`, e.g. `apps/v1`.
     pub fn api_version(&self) -> &'static str {
-        each!(self, _o, T => <T as Resource>::API_VERSION)
-    }
-
-    /// The object's metadata.
-    pub fn metadata(&self) -> &ObjectMeta {
-        each!(self, o, _T => &o.metadata)
-    }
-}
-
-impl Serialize for Object {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        each!(self, o, _T => o.serialize(serializer))
+        self.kind_of().meta().api_version
     }
 }
 
@@ -180,6 +187,30 @@ pub(crate) mod tests {
                 "NetworkPolicy"
             ]
         );
+    }
+
+    #[test]
+    fn the_kind_table_is_in_render_order_and_matches_the_types() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.meta().kind, format!("{kind:?}"));
+        }
+        for object in objects(&load("production"), "production") {
+            assert_eq!(object.kind(), format!("{:?}", object.kind_of()));
+        }
+        let deployment = Kind::Deployment.meta();
+        assert_eq!(
+            (deployment.group, deployment.version, deployment.plural),
+            ("apps", "v1", "deployments")
+        );
+        assert!(deployment.namespaced);
+        assert!(!Kind::Namespace.meta().namespaced);
+        assert_eq!(
+            Kind::HorizontalPodAutoscaler.meta().api_version,
+            "autoscaling/v2"
+        );
+        assert_eq!(Kind::from_name("Secret"), None);
+        assert_eq!(Kind::from_name("Ingress"), Some(Kind::Ingress));
+        assert!(!Kind::Namespace.prunable());
     }
 
     #[test]

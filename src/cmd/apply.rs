@@ -8,11 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::EnvArgs;
-use std::collections::BTreeSet;
-
-use crate::apply::{self, applyset, preflight, prune, wait};
-use crate::build::{self, Object};
-use crate::config::Environment;
+use crate::apply::set::{self, Options};
 
 /// Arguments of `infra apply`.
 #[derive(Debug, Args)]
@@ -37,94 +33,46 @@ pub struct ApplyArgs {
 
 impl ApplyArgs {
     pub(super) fn run(self, environments: &Path) -> anyhow::Result<ExitCode> {
-        let (env, objects) = self.env.load_and_build(environments)?;
+        let built = self.env.build(environments)?;
         // One thread is plenty for a handful of sequential requests; `main` stays synchronous.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        runtime.block_on(self.apply(&env, &objects))?;
-        Ok(ExitCode::SUCCESS)
-    }
-
-    async fn apply(&self, env: &Environment, objects: &[Object]) -> anyhow::Result<()> {
-        let config = kube::Config::infer().await.context(
-            "cannot find a Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)",
-        )?;
-        let cluster = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config).context("cannot create a Kubernetes client")?;
-        let namespace = env.namespace.as_str();
-        let dry = if self.dry_run {
-            " (server-side dry run: nothing is persisted)"
-        } else {
-            ""
-        };
-        println!(
-            "Applying {} objects of environment `{}` and their ApplySet to {cluster}, namespace {namespace}{dry}",
-            objects.len(),
-            self.env.env
-        );
-
-        preflight::check_secrets(&client, namespace, &env.proxy.secret_refs()).await?;
-
-        // The ApplySet parent records the union of what the cluster may hold (its old record)
-        // and what we are about to apply, until prune has removed what left the plan.
-        let id = build::applyset::id(env);
-        let parent_name = build::applyset::parent_name(env);
-        let members: BTreeSet<String> = objects
-            .iter()
-            .filter(|o| !matches!(o, Object::Namespace(_)))
-            .map(|o| build::applyset::group_kind(o.api_version(), o.kind()))
-            .collect();
-        let recorded = applyset::recorded_kinds(&client, namespace, &parent_name, &id).await?;
-        let superset: BTreeSet<String> = members.union(&recorded).cloned().collect();
-        let parent = |kinds| Object::ConfigMap(build::applyset::parent(env, &self.env.env, kinds));
-        let mut plan = objects.to_vec();
-        plan.push(parent(&superset));
-
-        let print = |o: &apply::Outcome| println!("{o}");
-        let mut outcomes = apply::apply(&client, &plan, self.dry_run, print).await?;
-        if !self.no_prune {
-            let selector = build::applyset::member_selector(env, &self.env.env);
-            outcomes.extend(
-                prune::prune(&client, namespace, &selector, &plan, self.dry_run, print).await?,
-            );
-            if superset != members {
-                apply::apply(&client, &[parent(&members)], self.dry_run, |_| {}).await?;
-            }
-        }
-        let verb = if self.dry_run {
-            "Dry run of"
-        } else {
-            "Applied"
-        };
-        println!(
-            "\n{verb} `{}` in {namespace}: {}.",
-            self.env.env,
-            apply::summary(&outcomes)
-        );
-
-        if self.no_wait || self.dry_run {
-            return Ok(());
-        }
-        let find = |kind: &str| objects.iter().find(|o| o.kind() == kind).map(Object::name);
-        if let Some(deployment) = find("Deployment") {
-            let hpa = find("HorizontalPodAutoscaler");
-            println!(
-                "Waiting up to {} for Deployment {namespace}/{deployment} to roll out...",
-                humantime::format_duration(self.timeout)
-            );
-            let available =
-                wait::rollout(&client, namespace, deployment, hpa, self.timeout).await?;
-            let replicas = if available == 1 {
-                "replica"
+        runtime.block_on(async {
+            let config = kube::Config::infer().await.context(
+                "cannot find a Kubernetes configuration (KUBECONFIG, ~/.kube/config or the in-cluster service account)",
+            )?;
+            let cluster = config.cluster_url.to_string();
+            let client =
+                kube::Client::try_from(config).context("cannot create a Kubernetes client")?;
+            let dry = if self.dry_run {
+                " (server-side dry run: nothing is persisted)"
             } else {
-                "replicas"
+                ""
             };
             println!(
-                "Deployment {namespace}/{deployment} rolled out: {available} {replicas} available."
+                "Applying {} objects of environment `{}` and their ApplySet to {cluster}, namespace {}{dry}",
+                built.objects.len(),
+                self.env.env,
+                built.env.namespace.as_str(),
             );
-        }
-        Ok(())
+            let options = Options {
+                dry_run: self.dry_run,
+                prune: !self.no_prune,
+                wait: (!self.no_wait).then_some(self.timeout),
+            };
+            set::run(
+                &client,
+                &built,
+                &self.env.env,
+                &options,
+                |o| println!("{o}"),
+                |line| println!("{line}"),
+            )
+            .await?;
+            anyhow::Ok(())
+        })?;
+        Ok(ExitCode::SUCCESS)
     }
 }

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Environment, Layers};
+use crate::config::Layers;
+use crate::pipeline;
 
 /// Typed Kubernetes manifests for the AI API proxy, from layered environment files.
 ///
@@ -96,7 +97,8 @@ impl EnvArgs {
         }
     }
 
-    fn load(&self, dir: &std::path::Path) -> anyhow::Result<Environment> {
-        Ok(config::load(&self.layers(dir))?)
+    /// Loads and validates the environment and builds its objects.
+    fn build(&self, dir: &std::path::Path) -> anyhow::Result<pipeline::Built> {
+        Ok(pipeline::build(&self.layers(dir))?)
     }
 }

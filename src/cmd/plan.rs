@@ -32,7 +32,7 @@ enum Color {
 
 impl PlanArgs {
     pub(super) fn run(self, environments: &Path, out: &Path) -> anyhow::Result<ExitCode> {
-        let rendered = self.env.render(environments)?;
+        let rendered = self.env.build(environments)?.files()?;
         let dir = out.join(&self.env.env);
         let plan = plan::compare(&output::read(&dir)?, &rendered);
         let color = match self.color {

@@ -258,17 +258,23 @@ impl Proxy {
         panic!("no matching access log line in {:?}", self.access_logs());
     }
 
-    /// One metric sample's value from `/metrics` (0 if absent).
+    /// Where Prometheus scrapes the proxy: the one place that knows the metrics port and path.
+    pub fn metrics_url(&self) -> String {
+        self.url("/metrics")
+    }
+
+    /// The metrics exposition, as a scraper gets it.
+    pub async fn metrics_text(&self) -> String {
+        let r = http().get(self.metrics_url()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{}", self.metrics_url());
+        r.text().await.unwrap()
+    }
+
+    /// One metric sample's value from the metrics exposition (0 if absent).
     pub async fn metric(&self, line_prefix: &str) -> f64 {
-        let text = http()
-            .get(self.url("/metrics"))
-            .send()
+        self.metrics_text()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .find(|l| l.starts_with(line_prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())

@@ -1,0 +1,235 @@
+//! The catalogue of every metric the proxy exports: the one list its `/metrics` endpoint, the
+//! alerts and the dashboard are built from.
+//!
+//! The proxy registers each metric under [`Metric::name`] with [`Metric::help`]; `infra`
+//! writes PromQL only through these names, and a test of the proxy holds this list against the
+//! real `/metrics` output both ways. A metric added to the proxy goes here first.
+
+/// What kind of series a metric is, in the OpenMetrics sense.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kind {
+    /// Only goes up; its sample is `<name>_total`.
+    Counter,
+    /// Goes up and down; its sample is `<name>`.
+    Gauge,
+    /// Observations in cumulative buckets: `<name>_bucket{le=…}`, `<name>_sum`, `<name>_count`.
+    Histogram(Buckets),
+}
+
+/// Exponential histogram buckets: `start`, `start × factor`, … (`count` upper bounds, then `+Inf`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Buckets {
+    /// The first upper bound, in the metric's unit.
+    pub start: f64,
+    /// Each bound is the previous one times this.
+    pub factor: f64,
+    /// Number of finite upper bounds.
+    pub count: u16,
+}
+
+impl Buckets {
+    /// The finite upper bounds, smallest first.
+    pub fn bounds(&self) -> Vec<f64> {
+        (0..self.count)
+            .map(|i| self.start * self.factor.powf(f64::from(i)))
+            .collect()
+    }
+}
+
+/// One metric family the proxy exports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metric {
+    /// The family name (as in `# TYPE`); counters' samples add `_total`.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// The help text (the exposition adds a final `.`).
+    pub help: &'static str,
+    /// Label names of every sample, in the order the proxy writes them (histograms add `le`).
+    pub labels: &'static [&'static str],
+}
+
+impl Metric {
+    /// The names of the samples this family exposes: what PromQL can select.
+    pub fn sample_names(&self) -> Vec<String> {
+        let name = self.name;
+        match self.kind {
+            Kind::Counter => vec![format!("{name}_total")],
+            Kind::Gauge => vec![name.to_owned()],
+            Kind::Histogram(_) => ["bucket", "sum", "count"]
+                .iter()
+                .map(|s| format!("{name}_{s}"))
+                .collect(),
+        }
+    }
+
+    /// `counter`, `gauge` or `histogram`, as in the exposition's `# TYPE` line.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram(_) => "histogram",
+        }
+    }
+}
+
+/// Latency buckets from 1 ms to about 2 min (LLM calls are slow, proxies fast).
+pub const LATENCY_BUCKETS: Buckets = Buckets {
+    start: 0.001,
+    factor: 2.0,
+    count: 18,
+};
+
+/// Finished requests by model, upstream and status.
+pub const REQUESTS: Metric = Metric {
+    name: "ai_proxy_requests",
+    kind: Kind::Counter,
+    help: "Requests answered, by model, upstream and status",
+    labels: &["model", "upstream", "status"],
+};
+
+/// Total request duration (until the last byte) by model.
+pub const REQUEST_DURATION: Metric = Metric {
+    name: "ai_proxy_request_duration_seconds",
+    kind: Kind::Histogram(LATENCY_BUCKETS),
+    help: "Request duration until the last byte, by model",
+    labels: &["model"],
+};
+
+/// Time from sending to an upstream until its first byte, by upstream.
+pub const UPSTREAM_FIRST_BYTE: Metric = Metric {
+    name: "ai_proxy_upstream_first_byte_seconds",
+    kind: Kind::Histogram(LATENCY_BUCKETS),
+    help: "Time from sending to an upstream until its first byte, by upstream",
+    labels: &["upstream"],
+};
+
+/// Tokens reported by upstreams, by model and kind.
+pub const TOKENS: Metric = Metric {
+    name: "ai_proxy_tokens",
+    kind: Kind::Counter,
+    help: "Tokens reported by upstreams, by model and kind (prompt, completion)",
+    labels: &["model", "kind"],
+};
+
+/// Requests being served, streams included.
+pub const IN_FLIGHT: Metric = Metric {
+    name: "ai_proxy_in_flight_requests",
+    kind: Kind::Gauge,
+    help: "Requests being served, streams included",
+    labels: &[],
+};
+
+/// Requests refused by the proxy's rate limit.
+pub const RATE_LIMITED: Metric = Metric {
+    name: "ai_proxy_rate_limited",
+    kind: Kind::Counter,
+    help: "Requests refused with 429 by the proxy's rate limit",
+    labels: &[],
+};
+
+/// Retries (attempts after the first) by upstream.
+pub const UPSTREAM_RETRIES: Metric = Metric {
+    name: "ai_proxy_upstream_retries",
+    kind: Kind::Counter,
+    help: "Attempts after the first, by upstream",
+    labels: &["upstream"],
+};
+
+/// Circuit breaker state by upstream; values in [`breaker`].
+pub const CIRCUIT_BREAKER_STATE: Metric = Metric {
+    name: "ai_proxy_circuit_breaker_state",
+    kind: Kind::Gauge,
+    help: "Circuit breaker state by upstream: 0 closed, 1 open, 2 half-open",
+    labels: &["upstream"],
+};
+
+/// Streams cut after the first byte, by upstream and reason.
+pub const STREAM_ERRORS: Metric = Metric {
+    name: "ai_proxy_stream_errors",
+    kind: Kind::Counter,
+    help: "Responses cut after their first byte, by upstream and reason",
+    labels: &["upstream", "reason"],
+};
+
+/// Values of [`CIRCUIT_BREAKER_STATE`].
+pub mod breaker {
+    /// Requests flow.
+    pub const CLOSED: i64 = 0;
+    /// Requests are refused without calling the upstream.
+    pub const OPEN: i64 = 1;
+    /// One probe request is let through.
+    pub const HALF_OPEN: i64 = 2;
+}
+
+/// Every metric the proxy exports, in registration order.
+pub const ALL: &[Metric] = &[
+    REQUESTS,
+    REQUEST_DURATION,
+    UPSTREAM_FIRST_BYTE,
+    TOKENS,
+    IN_FLIGHT,
+    RATE_LIMITED,
+    UPSTREAM_RETRIES,
+    CIRCUIT_BREAKER_STATE,
+    STREAM_ERRORS,
+];
+
+/// The family a sample name belongs to (`ai_proxy_requests_total` → [`REQUESTS`]).
+pub fn by_sample_name(sample: &str) -> Option<&'static Metric> {
+    ALL.iter()
+        .find(|m| m.sample_names().iter().any(|s| s == sample))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_prefixed_and_valid() {
+        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for m in ALL {
+            assert!(m.name.starts_with("ai_proxy_"), "{}", m.name);
+            assert!(
+                m.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{}",
+                m.name
+            );
+            assert!(
+                !m.name.ends_with("_total"),
+                "{}: the exposition adds it",
+                m.name
+            );
+            assert!(!m.help.ends_with('.'), "{}: the exposition adds it", m.name);
+            assert!(!m.labels.contains(&"le"), "{}", m.name);
+        }
+    }
+
+    #[test]
+    fn samples_resolve_to_their_family() {
+        assert_eq!(by_sample_name("ai_proxy_requests_total"), Some(&REQUESTS));
+        assert_eq!(
+            by_sample_name("ai_proxy_request_duration_seconds_bucket"),
+            Some(&REQUEST_DURATION)
+        );
+        assert_eq!(
+            by_sample_name("ai_proxy_in_flight_requests"),
+            Some(&IN_FLIGHT)
+        );
+        assert_eq!(by_sample_name("ai_proxy_requests"), None);
+        assert_eq!(by_sample_name("ai_proxy_in_flight_requests_total"), None);
+    }
+
+    #[test]
+    fn latency_buckets_span_a_millisecond_to_two_minutes() {
+        let b = LATENCY_BUCKETS.bounds();
+        assert_eq!(b.len(), 18);
+        assert_eq!(b[0], 0.001);
+        assert!((b[17] - 131.072).abs() < 1e-9, "{}", b[17]);
+    }
+}
