@@ -44,7 +44,7 @@ impl Dim {
 pub struct Limits {
     /// Cap per dimension (`None`: unlimited), indexed by [`Dim::index`].
     pub caps: [Option<u64>; 4],
-    /// Requests in flight at once on this replica.
+    /// Requests in flight at once on one replica (enforced by the client-limits guard).
     pub max_in_flight: Option<u32>,
     /// Models the client may use; `None`: all.
     pub models: Option<HashSet<String>>,
@@ -72,7 +72,7 @@ impl Limits {
 
     /// Nothing is counted for this client (a model list alone needs no counters).
     pub fn counts_nothing(&self) -> bool {
-        self.caps.iter().all(Option::is_none) && self.max_in_flight.is_none()
+        self.caps.iter().all(Option::is_none)
     }
 
     /// May this client use `model`?

@@ -45,8 +45,6 @@ pub struct Ledger {
     read_at: Instant,
     /// When a request last spent from it.
     pub last_used: Instant,
-    /// Requests of this client in flight on this replica.
-    pub in_flight: u32,
     /// A background top-up is under way.
     pub topping_up: bool,
     /// The budget windows (`d…`, `m…`) `held[Day]` and `held[Month]` belong to.
@@ -90,7 +88,6 @@ impl Ledger {
             store_left: [f64::NAN; 4],
             read_at: now,
             last_used: now,
-            in_flight: 0,
             topping_up: false,
             windows: Default::default(),
         }
@@ -185,9 +182,9 @@ impl Ledger {
         }
     }
 
-    /// Nothing held or owed and nothing in flight: the entry can be dropped.
+    /// Nothing held or owed: the entry can be dropped.
     pub fn is_settled(&self) -> bool {
-        self.in_flight == 0 && self.held.iter().all(|h| *h == 0)
+        self.held.iter().all(|h| *h == 0)
     }
 
     /// The per-minute limits as the fleet stands, as far as this replica knows: what the

@@ -158,17 +158,11 @@ impl Limiter {
                     ledger: Ledger::new(now),
                     local: Local::new(now),
                 });
-                if let Some(cap) = limits.max_in_flight
-                    && entry.ledger.in_flight >= cap
-                {
-                    return Err(Refusal::InFlight(cap));
-                }
                 let Some(store) = self.store.as_ref().filter(|_| !self.degraded()) else {
                     return self.admit_locally(entry, client, &limits, estimate, now);
                 };
                 if entry.ledger.covers(&need) {
                     entry.ledger.spend(&cost(&limits, estimate), now);
-                    entry.ledger.in_flight += 1;
                     if entry.ledger.low(&lease) && !entry.ledger.topping_up {
                         entry.ledger.topping_up = true;
                         self.top_up(store.clone(), client.clone(), limits.clone(), lease);
@@ -227,7 +221,6 @@ impl Limiter {
         entry
             .local
             .admit(limits, self.divisor, estimate, now, SystemTime::now())?;
-        entry.ledger.in_flight += 1;
         if self.store.is_some() {
             // Budgets spent while alone are owed to the store, charged once it is back.
             let budgets = cost(limits, estimate);
@@ -315,7 +308,6 @@ impl Limiter {
         let Some(entry) = clients.get_mut(client) else {
             return;
         };
-        entry.ledger.in_flight = entry.ledger.in_flight.saturating_sub(1);
         let Some(used) = used else { return };
         let back =
             i64::try_from(estimate).unwrap_or(i64::MAX) - i64::try_from(used).unwrap_or(i64::MAX);
@@ -341,8 +333,7 @@ impl Limiter {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let now = Instant::now();
-                self.clients()
-                    .retain(|_, e| e.ledger.in_flight > 0 || !e.local.is_idle(now));
+                self.clients().retain(|_, e| !e.local.is_idle(now));
             }
         };
         loop {
@@ -374,8 +365,7 @@ impl Limiter {
                 .iter()
                 .filter(|(_, e)| !e.ledger.topping_up)
                 .filter_map(|(id, e)| {
-                    let idle = e.ledger.in_flight == 0
-                        && now.saturating_duration_since(e.ledger.last_used) > idle_after;
+                    let idle = now.saturating_duration_since(e.ledger.last_used) > idle_after;
                     Some((
                         id.clone(),
                         self.limits(id).clone(),

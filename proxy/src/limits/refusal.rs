@@ -41,11 +41,6 @@ pub enum Refusal {
         /// The request's estimate.
         requested: u64,
     },
-    /// The client's requests in flight on this replica are at the cap.
-    #[error(
-        "Too many requests in flight for this API key (limit {0}). Please retry when one finishes."
-    )]
-    InFlight(u32),
     /// A daily or monthly token budget is spent.
     #[error("You exceeded your token budget for this {period} ({limit} tokens). It resets in {}.", reset_text(*.retry_after))]
     Budget {
@@ -69,7 +64,6 @@ impl Refusal {
             Self::Requests { .. }
             | Self::Tokens { .. }
             | Self::TooLarge { .. }
-            | Self::InFlight(_)
             | Self::Budget { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -79,7 +73,7 @@ impl Refusal {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::ModelNotAllowed(_) => "invalid_request_error",
-            Self::Requests { .. } | Self::InFlight(_) => "requests",
+            Self::Requests { .. } => "requests",
             Self::Tokens { .. } | Self::TooLarge { .. } => "tokens",
             Self::Budget { .. } => "insufficient_quota",
             Self::StoreUnavailable => "server_error",
@@ -90,10 +84,9 @@ impl Refusal {
     pub fn code(&self) -> &'static str {
         match self {
             Self::ModelNotAllowed(_) => "model_not_allowed",
-            Self::Requests { .. }
-            | Self::Tokens { .. }
-            | Self::TooLarge { .. }
-            | Self::InFlight(_) => "rate_limit_exceeded",
+            Self::Requests { .. } | Self::Tokens { .. } | Self::TooLarge { .. } => {
+                "rate_limit_exceeded"
+            }
             Self::Budget { .. } => "insufficient_quota",
             Self::StoreUnavailable => "rate_limiter_unavailable",
         }
@@ -106,9 +99,35 @@ impl Refusal {
             Self::TooLarge { .. } => Some("max_tokens"),
             Self::Requests { .. }
             | Self::Tokens { .. }
-            | Self::InFlight(_)
             | Self::Budget { .. }
             | Self::StoreUnavailable => None,
+        }
+    }
+
+    /// The `x-ratelimit-*` headers of the refusal: the limit that refused, nothing remaining.
+    pub fn headers(&self) -> RateHeaders {
+        let spent = |limit: u64, reset: Duration| {
+            Some(Gauge {
+                limit,
+                remaining: 0,
+                reset,
+            })
+        };
+        match self {
+            Self::Requests { limit, retry_after } => RateHeaders {
+                requests: spent(*limit, *retry_after),
+                tokens: None,
+            },
+            Self::Tokens {
+                limit, retry_after, ..
+            } => RateHeaders {
+                requests: None,
+                tokens: spent(*limit, *retry_after),
+            },
+            Self::ModelNotAllowed(_)
+            | Self::TooLarge { .. }
+            | Self::Budget { .. }
+            | Self::StoreUnavailable => RateHeaders::default(),
         }
     }
 
@@ -118,7 +137,7 @@ impl Refusal {
             Self::Requests { retry_after, .. }
             | Self::Tokens { retry_after, .. }
             | Self::Budget { retry_after, .. } => Some(*retry_after),
-            Self::InFlight(_) | Self::StoreUnavailable => Some(Duration::from_secs(1)),
+            Self::StoreUnavailable => Some(Duration::from_secs(1)),
             Self::ModelNotAllowed(_) | Self::TooLarge { .. } => None,
         }
     }
