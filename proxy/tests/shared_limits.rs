@@ -1,6 +1,10 @@
 //! Per-key policies held across replicas: two real proxy processes share one real
 //! `redis-server` (skipped, saying why, where it is not installed). The upstream is the
 //! stand-in of `common/fake.rs`.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup must fail the test"
+)]
 
 mod common;
 #[path = "common/redis.rs"]
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant};
 use ai_api_proxy_config::{
     KeyPolicy, KeySource, Lease, ProxyConfig, SharedLimits, WhenUnreachable,
 };
-use common::fake::FakeUpstream;
+use common::fake::Fake;
 use common::{Proxy, TempDir, post_raw};
 use redis_server::{PASSWORD, RedisServer};
 
@@ -19,7 +23,7 @@ const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content
 const AUTH: &str = "Bearer sk-client-test-1";
 
 fn limited(
-    upstream: &FakeUpstream,
+    upstream: &Fake,
     redis: &RedisServer,
     policy: KeyPolicy,
     when_unreachable: WhenUnreachable,
@@ -66,7 +70,7 @@ async fn two_proxies_hold_one_client_to_its_limit_together() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let upstream = FakeUpstream::start().await;
+    let upstream = Fake::start().await;
     let policy = KeyPolicy {
         requests_per_minute: Some(30),
         ..KeyPolicy::default()
@@ -118,7 +122,7 @@ async fn two_proxies_hold_one_client_to_its_limit_together() {
     assert!(headers.contains_key("retry-after"));
     assert_eq!(headers["x-ratelimit-limit-requests"], "30");
     assert_eq!(
-        upstream.count(),
+        upstream.ctl.count(),
         total as usize,
         "refused requests never reach the upstream"
     );
@@ -129,7 +133,7 @@ async fn a_budget_spent_on_one_proxy_is_spent_on_the_other() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let upstream = FakeUpstream::start().await;
+    let upstream = Fake::start().await;
     let policy = KeyPolicy {
         tokens_per_day: Some(100),
         ..KeyPolicy::default()
@@ -182,7 +186,7 @@ async fn a_stream_is_metered_though_the_client_did_not_ask() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let upstream = FakeUpstream::start().await;
+    let upstream = Fake::start().await;
     let policy = KeyPolicy {
         tokens_per_minute: Some(10_000),
         ..KeyPolicy::default()
@@ -208,7 +212,7 @@ async fn a_stream_is_metered_though_the_client_did_not_ask() {
         5,
         "3 chunks, the final one, [DONE]: {text}"
     );
-    let sent: serde_json::Value = serde_json::from_slice(&upstream.last().body).unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&upstream.ctl.last().body).unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
     let logged = proxy.wait_log(|l| l["status"] == 200).await;
     assert_eq!(
@@ -231,7 +235,7 @@ async fn redis_killed_then_restarted_mid_run() {
     let Some(mut redis) = RedisServer::start() else {
         return;
     };
-    let upstream = FakeUpstream::start().await;
+    let upstream = Fake::start().await;
     let policy = KeyPolicy {
         requests_per_minute: Some(1000),
         ..KeyPolicy::default()

@@ -2,7 +2,12 @@
 //! 127.0.0.1 port in a temporary directory, with a password, killed when dropped. Where it is
 //! not installed, [`RedisServer::start`] prints why and returns `None`, and the test skips.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness: each test uses a part; a failed setup must abort the test"
+)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
