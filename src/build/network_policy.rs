@@ -259,7 +259,9 @@ mod tests {
         assert_eq!(ports(&egress[2]), [("TCP".into(), 6379)]);
         let peer = &egress[2].to.as_ref().unwrap()[0];
         assert_eq!(
-            peer.pod_selector.as_ref().and_then(|s| s.match_labels.clone()),
+            peer.pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
             Some(BTreeMap::from([(
                 "app.kubernetes.io/name".into(),
                 "redis".into()

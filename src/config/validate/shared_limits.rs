@@ -90,14 +90,18 @@ mod tests {
         env.network_policy.shared_limits = None;
         assert_eq!(
             problems(&env),
-            ["network_policy.shared_limits: missing, but `proxy.shared_limits` is set: the \
-              NetworkPolicy would block the store; expected its `namespace` and `pod_labels`, or its `cidrs`"]
+            [
+                "network_policy.shared_limits: missing, but `proxy.shared_limits` is set: the \
+              NetworkPolicy would block the store; expected its `namespace` and `pod_labels`, or its `cidrs`"
+            ]
         );
         let mut env = load("development");
         env.network_policy.shared_limits = load("production").network_policy.shared_limits;
         assert_eq!(
             problems(&env),
-            ["network_policy.shared_limits: set, but `proxy.shared_limits` is not: expected no store peers without a store"]
+            [
+                "network_policy.shared_limits: set, but `proxy.shared_limits` is not: expected no store peers without a store"
+            ]
         );
     }
 
