@@ -3,7 +3,9 @@
 # starts the release ai-api-proxy in the FOREGROUND on 127.0.0.1:$PROXY_PORT, routing
 # `fake-model` to $UPSTREAM_URL, injecting $API_KEY (read from the environment: KeySource::Env)
 # and accepting $CLIENT_KEY (its SHA-256 in a keys file under a temporary secrets dir).
-# The rate limit is lifted so it never interferes with throughput runs.
+# The rate limit and the per-client in-flight cap are lifted so they never interfere with
+# throughput runs (every other limit keeps its default: their cost is part of the figures).
+# The admin listener (health, metrics) takes any free port.
 # BENCH_ANONYMOUS=1 switches client authentication off instead: the harness's memory probe
 # (1,000 streams) sends no Authorization header, and would only measure 401s otherwise.
 #
@@ -33,7 +35,7 @@ cat >"$DIR/proxy.json" <<JSON
   "port": $PROXY_PORT,
   "secrets_dir": "$DIR/secrets",
   "auth": $AUTH,
-  "rate_limit": { "requests_per_second": 1000000, "burst": 1000000 },
+  "rate_limit": { "requests_per_second": 1000000, "burst": 1000000, "max_in_flight": 1000000 },
   "shutdown": { "grace_delay": "0s", "drain_timeout": "5s" },
   "upstreams": [
     { "name": "fake", "base_url": "${UPSTREAM_URL%/}/v1", "api_key": { "env": "API_KEY" } }
@@ -41,4 +43,4 @@ cat >"$DIR/proxy.json" <<JSON
   "models": [ { "name": "fake-model", "upstreams": ["fake"] } ]
 }
 JSON
-exec "$BIN" --config "$DIR/proxy.json" --listen "127.0.0.1:$PROXY_PORT"
+exec "$BIN" --config "$DIR/proxy.json" --listen "127.0.0.1:$PROXY_PORT" --admin-listen 127.0.0.1:0

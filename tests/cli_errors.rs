@@ -430,6 +430,18 @@ fn env_key_source_in_an_environment_file() {
 }
 
 #[test]
+fn leaving_out_client_auth_is_an_error_not_an_open_proxy() {
+    let s = Sandbox::new();
+    s.edit(
+        "base.toml",
+        "[proxy.auth.api_keys.keys.secret]\nname = \"ai-api-client-keys\"\nkey = \"keys\"",
+        "",
+    );
+    let err = s.render_fails(&[]);
+    assert_says(&err, &["proxy.auth", "is required", "\"anonymous\""]);
+}
+
+#[test]
 fn proxy_rules_name_the_file() {
     let s = Sandbox::new();
     s.edit("base.toml", "first_byte = \"120s\"", "first_byte = \"20m\"");

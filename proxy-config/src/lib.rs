@@ -31,14 +31,19 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ai-api-proxy/proxy.json";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
-    /// TCP port the proxy listens on for the API, health, readiness and metrics.
+    /// TCP port of the API (nothing else is served there).
     pub port: u16,
-    /// Paths of the operational endpoints; probes and scrapers use exactly these.
+    /// TCP port of the admin listener: health, readiness and metrics, never on `port`.
+    pub admin_port: u16,
+    /// Paths of the operational endpoints on `admin_port`; probes and scrapers use exactly these.
     pub endpoints: Endpoints,
     /// Directory under which each referenced Secret is mounted as `<dir>/<secret name>/<key>`.
     pub secrets_dir: PathBuf,
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     pub max_body_bytes: u64,
+    /// What one client connection and the whole process may hold: connections, time to send
+    /// headers and bodies, bytes of request bodies, HTTP/2 settings.
+    pub limits: Limits,
     /// Default timeouts towards upstreams (an upstream may override them).
     pub timeouts: Timeouts,
     /// Retries before the first byte reaches the client.
@@ -47,9 +52,11 @@ pub struct ProxyConfig {
     pub circuit_breaker: CircuitBreaker,
     /// Graceful shutdown on SIGTERM.
     pub shutdown: Shutdown,
-    /// How clients authenticate to the proxy.
-    pub auth: ClientAuth,
-    /// Requests per client key (per client IP when anonymous).
+    /// How clients authenticate to the proxy. Required: leaving it out is an error, never an
+    /// open proxy; `"anonymous"` is the explicit opt-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ClientAuth>,
+    /// Requests per client key (per client IP when anonymous), and requests in flight.
     pub rate_limit: RateLimit,
     /// Browser origins allowed to call the API (CORS). Empty: no cross-origin access.
     pub cors: Cors,
@@ -78,6 +85,46 @@ pub struct Endpoints {
     pub ready: String,
     /// Prometheus metrics in text format.
     pub metrics: String,
+}
+
+/// Connection and request limits towards clients. Each bounds time or memory a client can
+/// take; their defaults are safe for an Internet-facing pod of 512 MiB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Client connections open at once on the API port; more are answered 503 and closed.
+    pub max_connections: u32,
+    /// A request's headers must be complete this long after their first byte (else 408 and
+    /// the connection is closed).
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight is closed after this long.
+    pub keep_alive_timeout: Duration,
+    /// Longest pause between two reads of a request body (else 408, connection closed).
+    pub body_read_idle: Duration,
+    /// A whole request body must arrive within this long (else 408, connection closed).
+    pub body_read_total: Duration,
+    /// Bytes of request bodies held at once, all requests together; a request that would go
+    /// over it is answered 503 at once. At least `max_body_bytes`.
+    pub body_budget_bytes: u64,
+    /// Largest request head (request line and headers; HTTP/2: the header list), in bytes.
+    pub max_header_bytes: u32,
+    /// HTTP/2 settings announced to clients.
+    pub http2: Http2Limits,
+}
+
+/// HTTP/2 limits (clients speaking HTTP/2 directly or through an HTTP/2 load balancer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http2Limits {
+    /// Streams (requests) open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Flow-control window of one stream: request body bytes a client may send unread.
+    pub stream_window_bytes: u32,
+    /// Flow-control window of a connection, all its streams together.
+    pub connection_window_bytes: u32,
+    /// A PING is sent after this long without frames; a connection that does not answer
+    /// within the same time is closed.
+    pub keep_alive_interval: Duration,
 }
 
 /// Timeouts for one upstream exchange.
@@ -182,7 +229,8 @@ impl SecretRef {
     }
 }
 
-/// Token-bucket rate limit.
+/// Per-client limits: a token bucket, and a cap on requests in flight (streams last minutes,
+/// so a rate alone does not bound what one client holds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimit {
@@ -190,6 +238,8 @@ pub struct RateLimit {
     pub requests_per_second: u32,
     /// Requests allowed in a burst above the sustained rate.
     pub burst: u32,
+    /// Requests of one client being served at once (streams included); more are answered 429.
+    pub max_in_flight: u32,
 }
 
 /// Cross-origin access.
@@ -216,6 +266,12 @@ pub struct Upstream {
     /// Timeouts for this upstream, replacing the defaults.
     #[serde(default)]
     pub timeouts: Option<Timeouts>,
+    /// Sent as `OpenAI-Organization` (a client's own is never forwarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    /// Sent as `OpenAI-Project` (a client's own is never forwarded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
 }
 
 /// A model clients may ask for.
@@ -242,14 +298,16 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         Self {
             port: 8080,
+            admin_port: 9090,
             endpoints: Endpoints::default(),
             secrets_dir: PathBuf::from("/var/run/secrets/ai-api-proxy"),
             max_body_bytes: 10 * 1024 * 1024,
+            limits: Limits::default(),
             timeouts: Timeouts::default(),
             retry: Retry::default(),
             circuit_breaker: CircuitBreaker::default(),
             shutdown: Shutdown::default(),
-            auth: ClientAuth::Anonymous,
+            auth: None,
             rate_limit: RateLimit::default(),
             cors: Cors::default(),
             upstreams: Vec::new(),
@@ -267,6 +325,34 @@ impl Default for Endpoints {
             health: "/health".into(),
             ready: "/ready".into(),
             metrics: "/metrics".into(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 2048,
+            header_read_timeout: Duration::from_secs(10),
+            // Longer than ingress-nginx's upstream keep-alive (60 s), so the Ingress, not the
+            // proxy, closes idle connections and never sends on one the proxy just closed.
+            keep_alive_timeout: Duration::from_secs(75),
+            body_read_idle: Duration::from_secs(10),
+            body_read_total: Duration::from_secs(60),
+            body_budget_bytes: 64 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            http2: Http2Limits::default(),
+        }
+    }
+}
+
+impl Default for Http2Limits {
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 128,
+            stream_window_bytes: 128 * 1024,
+            connection_window_bytes: 512 * 1024,
+            keep_alive_interval: Duration::from_secs(30),
         }
     }
 }
@@ -315,6 +401,7 @@ impl Default for RateLimit {
         Self {
             requests_per_second: 10,
             burst: 20,
+            max_in_flight: 32,
         }
     }
 }
@@ -343,8 +430,8 @@ impl ProxyConfig {
     /// Every Secret key the proxy reads, sorted and without duplicates.
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
         let auth = match &self.auth {
-            ClientAuth::ApiKeys { keys } => Some(keys),
-            ClientAuth::Anonymous => None,
+            Some(ClientAuth::ApiKeys { keys }) => Some(keys),
+            Some(ClientAuth::Anonymous) | None => None,
         };
         let mut refs: Vec<&SecretRef> = auth
             .into_iter()

@@ -108,8 +108,8 @@ pub const UPSTREAM_FIRST_BYTE: Metric = Metric {
 pub const TOKENS: Metric = Metric {
     name: "ai_proxy_tokens",
     kind: Kind::Counter,
-    help: "Tokens reported by upstreams, by model and kind (prompt, completion)",
-    labels: &["model", "kind"],
+    help: "Tokens reported by upstreams, by client key, model and kind (prompt, completion)",
+    labels: &["client", "model", "kind"],
 };
 
 /// Requests being served, streams included.
@@ -152,6 +152,119 @@ pub const STREAM_ERRORS: Metric = Metric {
     labels: &["upstream", "reason"],
 };
 
+/// The `reason` values of [`STREAM_ERRORS`]: upstream reset, idle or total timeout, and the
+/// drain deadline at shutdown.
+pub const STREAM_ERROR_REASONS: [&str; 4] = ["reset", "idle_timeout", "total_timeout", "shutdown"];
+
+/// Requests refused because their client already had `rate_limit.max_in_flight` in flight.
+pub const CLIENT_IN_FLIGHT_LIMITED: Metric = Metric {
+    name: "ai_proxy_client_in_flight_limited",
+    kind: Kind::Counter,
+    help: "Requests refused with 429 because their client had rate_limit.max_in_flight requests in flight",
+    labels: &[],
+};
+
+/// Requests refused because `limits.body_budget_bytes` of request bodies were held.
+pub const BODY_BUDGET_REJECTED: Metric = Metric {
+    name: "ai_proxy_body_budget_rejected",
+    kind: Kind::Counter,
+    help: "Requests refused with 503 because limits.body_budget_bytes of request bodies were held",
+    labels: &[],
+};
+
+/// Client connections open on the API port.
+pub const OPEN_CONNECTIONS: Metric = Metric {
+    name: "ai_proxy_open_connections",
+    kind: Kind::Gauge,
+    help: "Client connections open on the API port",
+    labels: &[],
+};
+
+/// Connections refused because `limits.max_connections` were open.
+pub const CONNECTIONS_REJECTED: Metric = Metric {
+    name: "ai_proxy_connections_rejected",
+    kind: Kind::Counter,
+    help: "Connections refused because limits.max_connections were open",
+    labels: &[],
+};
+
+/// Clients too slow sending a request head or body (408), by phase.
+pub const CLIENT_TIMEOUTS: Metric = Metric {
+    name: "ai_proxy_client_timeouts",
+    kind: Kind::Counter,
+    help: "Clients too slow sending headers or a body (408), by phase",
+    labels: &["phase"],
+};
+
+/// The `phase` values of [`CLIENT_TIMEOUTS`].
+pub const CLIENT_TIMEOUT_PHASES: [&str; 2] = ["header", "body"];
+
+/// Upstream 401/403 answers: the proxy's upstream key is wrong or revoked.
+pub const UPSTREAM_AUTH_FAILURES: Metric = Metric {
+    name: "ai_proxy_upstream_auth_failures",
+    kind: Kind::Counter,
+    help: "Upstream 401/403 answers: the proxy's upstream key is wrong or revoked, by upstream",
+    labels: &["upstream"],
+};
+
+/// Secret files (client keys, upstream keys) reloaded after a change.
+pub const KEY_RELOADS: Metric = Metric {
+    name: "ai_proxy_key_reloads",
+    kind: Kind::Counter,
+    help: "Secret files reloaded after a change, by file (client_keys, upstream:<name>)",
+    labels: &["file"],
+};
+
+/// Changed secret files that could not be used; the previous keys stay in force.
+pub const KEY_RELOAD_FAILURES: Metric = Metric {
+    name: "ai_proxy_key_reload_failures",
+    kind: Kind::Counter,
+    help: "Changed secret files that could not be used (the previous keys stay in force), by file",
+    labels: &["file"],
+};
+
+/// 1 while the shared limits store is unreachable.
+pub const SHARED_LIMITS_DEGRADED: Metric = Metric {
+    name: "ai_proxy_shared_limits_degraded",
+    kind: Kind::Gauge,
+    help: "1 while the shared limits store is unreachable and each replica enforces its share of every limit",
+    labels: &[],
+};
+
+/// Times the shared limits store was found unreachable.
+pub const SHARED_LIMITS_STORE_FAILURES: Metric = Metric {
+    name: "ai_proxy_shared_limits_store_failures",
+    kind: Kind::Counter,
+    help: "Times the shared limits store was found unreachable (each starts a per-replica period)",
+    labels: &[],
+};
+
+/// Round trips to the shared limits store.
+pub const SHARED_LIMITS_EXCHANGES: Metric = Metric {
+    name: "ai_proxy_shared_limits_exchanges",
+    kind: Kind::Counter,
+    help: "Round trips to the shared limits store (allowance top-ups, requests that waited, settlements)",
+    labels: &[],
+};
+
+/// Requests refused by the client's policy, by reason.
+pub const POLICY_REFUSALS: Metric = Metric {
+    name: "ai_proxy_policy_refusals",
+    kind: Kind::Counter,
+    help: "Requests refused by the client's policy, by reason",
+    labels: &["reason"],
+};
+
+/// Values of the `reason` label of [`POLICY_REFUSALS`].
+pub const POLICY_REFUSAL_REASONS: [&str; 6] = [
+    "model_not_allowed",
+    "requests",
+    "tokens",
+    "too_large",
+    "budget",
+    "store_unavailable",
+];
+
 /// Values of [`CIRCUIT_BREAKER_STATE`].
 pub mod breaker {
     /// Requests flow.
@@ -173,6 +286,18 @@ pub const ALL: &[Metric] = &[
     UPSTREAM_RETRIES,
     CIRCUIT_BREAKER_STATE,
     STREAM_ERRORS,
+    CLIENT_IN_FLIGHT_LIMITED,
+    BODY_BUDGET_REJECTED,
+    CONNECTIONS_REJECTED,
+    OPEN_CONNECTIONS,
+    CLIENT_TIMEOUTS,
+    UPSTREAM_AUTH_FAILURES,
+    KEY_RELOADS,
+    KEY_RELOAD_FAILURES,
+    SHARED_LIMITS_DEGRADED,
+    SHARED_LIMITS_STORE_FAILURES,
+    SHARED_LIMITS_EXCHANGES,
+    POLICY_REFUSALS,
 ];
 
 /// The family a sample name belongs to (`ai_proxy_requests_total` → [`REQUESTS`]).

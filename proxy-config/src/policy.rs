@@ -134,7 +134,7 @@ pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
         check_policy(r, &at, policy, &models);
     }
     r.check(
-        policies.keys.is_empty() || matches!(config.auth, ClientAuth::ApiKeys { .. }),
+        policies.keys.is_empty() || matches!(config.auth, Some(ClientAuth::ApiKeys { .. })),
         "policies.keys",
         "per-key policies need `auth.api_keys` (anonymous clients only get `policies.default`)",
     );
@@ -264,9 +264,9 @@ mod tests {
 
     fn config() -> ProxyConfig {
         ProxyConfig {
-            auth: ClientAuth::ApiKeys {
+            auth: Some(ClientAuth::ApiKeys {
                 keys: KeySource::Env("KEYS".into()),
-            },
+            }),
             upstreams: vec![Upstream {
                 name: "main".into(),
                 base_url: "https://api.example.com/v1".into(),
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn per_key_policies_need_keys() {
         let mut c = config();
-        c.auth = ClientAuth::Anonymous;
+        c.auth = Some(ClientAuth::Anonymous);
         c.policies
             .keys
             .insert("team-a".into(), KeyPolicy::default());

@@ -48,12 +48,26 @@ impl ProxyConfig {
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut r = Report::default();
         r.check(self.port != 0, "port", "must be between 1 and 65535, got 0");
+        r.check(
+            self.admin_port != 0,
+            "admin_port",
+            "must be between 1 and 65535, got 0",
+        );
+        r.check(
+            self.admin_port != self.port,
+            "admin_port",
+            format!(
+                "must differ from port ({}): health, readiness and metrics never share the API port",
+                self.port
+            ),
+        );
         self.check_endpoints(&mut r);
         r.check(
             self.max_body_bytes > 0,
             "max_body_bytes",
             "must be at least 1 byte",
         );
+        self.check_limits(&mut r);
         check_timeouts(&mut r, "timeouts", &self.timeouts);
         r.check(
             (1..=10).contains(&self.retry.max_attempts),
@@ -78,8 +92,15 @@ impl ProxyConfig {
             "shutdown.drain_timeout",
             "must be longer than 0s, or in-flight streams are cut at every rollout",
         );
-        if let ClientAuth::ApiKeys { keys } = &self.auth {
-            check_key_source(&mut r, "auth.api_keys.keys", keys);
+        match &self.auth {
+            Some(ClientAuth::ApiKeys { keys }) => check_key_source(&mut r, "auth.api_keys.keys", keys),
+            Some(ClientAuth::Anonymous) => {}
+            None => r.check(
+                false,
+                "auth",
+                "is required: a client key file (`auth.api_keys.keys`), or `\"anonymous\"` to serve \
+                 anyone with the upstream key (explicitly)",
+            ),
         }
         r.check(
             self.rate_limit.requests_per_second >= 1,
@@ -89,6 +110,11 @@ impl ProxyConfig {
         r.check(
             self.rate_limit.burst >= 1,
             "rate_limit.burst",
+            "must be at least 1",
+        );
+        r.check(
+            self.rate_limit.max_in_flight >= 1,
+            "rate_limit.max_in_flight",
             "must be at least 1",
         );
         for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
@@ -132,6 +158,67 @@ impl ProxyConfig {
         );
     }
 
+    fn check_limits(&self, r: &mut Report) {
+        let l = &self.limits;
+        r.check(
+            l.max_connections >= 1,
+            "limits.max_connections",
+            "must be at least 1",
+        );
+        for (key, d) in [
+            ("header_read_timeout", l.header_read_timeout),
+            ("keep_alive_timeout", l.keep_alive_timeout),
+            ("body_read_idle", l.body_read_idle),
+            ("body_read_total", l.body_read_total),
+            ("http2.keep_alive_interval", l.http2.keep_alive_interval),
+        ] {
+            r.check(
+                !d.get().is_zero(),
+                format!("limits.{key}"),
+                "must be longer than 0s",
+            );
+        }
+        r.check(
+            l.body_read_idle <= l.body_read_total,
+            "limits.body_read_idle",
+            format!(
+                "must not exceed limits.body_read_total ({}), got {}",
+                l.body_read_total, l.body_read_idle
+            ),
+        );
+        r.check(
+            l.body_budget_bytes >= self.max_body_bytes,
+            "limits.body_budget_bytes",
+            format!(
+                "must be at least max_body_bytes ({}), got {}: the largest body must fit",
+                self.max_body_bytes, l.body_budget_bytes
+            ),
+        );
+        r.check(
+            (8 * 1024..=1024 * 1024).contains(&l.max_header_bytes),
+            "limits.max_header_bytes",
+            format!(
+                "must be between 8192 and 1048576, got {}",
+                l.max_header_bytes
+            ),
+        );
+        r.check(
+            l.http2.max_concurrent_streams >= 1,
+            "limits.http2.max_concurrent_streams",
+            "must be at least 1",
+        );
+        for (key, n) in [
+            ("stream_window_bytes", l.http2.stream_window_bytes),
+            ("connection_window_bytes", l.http2.connection_window_bytes),
+        ] {
+            r.check(
+                (65_535..=(1 << 31) - 1).contains(&n),
+                format!("limits.http2.{key}"),
+                format!("must be between 65535 and 2147483647 (HTTP/2), got {n}"),
+            );
+        }
+    }
+
     fn check_upstreams(&self, r: &mut Report) {
         r.check(
             !self.upstreams.is_empty(),
@@ -171,9 +258,12 @@ impl ProxyConfig {
                             | "content-length"
                             | "transfer-encoding"
                             | "connection"
+                            | "openai-organization"
+                            | "openai-project"
                     ),
                     format!("{at}.headers.{name}"),
-                    "this header is set by the proxy (the upstream key goes in `api_key`)",
+                    "this header is set by the proxy (the upstream key goes in `api_key`, \
+                     OpenAI-Organization and OpenAI-Project in `organization` and `project`)",
                 );
                 r.check(
                     !name.is_empty()
@@ -186,6 +276,15 @@ impl ProxyConfig {
             }
             if let Some(t) = &u.timeouts {
                 check_timeouts(r, &format!("{at}.timeouts"), t);
+            }
+            for (key, value) in [("organization", &u.organization), ("project", &u.project)] {
+                if let Some(v) = value {
+                    r.check(
+                        !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic()),
+                        format!("{at}.{key}"),
+                        format!("expected an id like `org-…` / `proj_…` (printable, no spaces), got `{v}`"),
+                    );
+                }
             }
         }
     }
@@ -395,11 +494,14 @@ mod tests {
                 }),
                 headers: Default::default(),
                 timeouts: None,
+                organization: None,
+                project: None,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),
                 upstreams: vec!["holysheep".into()],
             }],
+            auth: Some(ClientAuth::Anonymous),
             ..ProxyConfig::default()
         }
     }
@@ -459,6 +561,34 @@ mod tests {
             .headers
             .insert("Authorization".into(), "x".into());
         assert_eq!(paths(&c), ["upstreams[0].headers.Authorization"]);
+    }
+
+    #[test]
+    fn auth_is_required() {
+        let mut c = seed();
+        c.auth = None;
+        assert_eq!(paths(&c), ["auth"]);
+        let json = c.to_json();
+        assert!(!json.contains("\"auth\""), "{json}");
+        assert!(ProxyConfig::from_json(&json).is_err());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let mut c = seed();
+        c.admin_port = c.port;
+        c.limits.body_budget_bytes = c.max_body_bytes - 1;
+        c.limits.body_read_idle = crate::Duration::from_secs(100);
+        c.limits.http2.stream_window_bytes = 10;
+        assert_eq!(
+            paths(&c),
+            [
+                "admin_port",
+                "limits.body_read_idle",
+                "limits.body_budget_bytes",
+                "limits.http2.stream_window_bytes"
+            ]
+        );
     }
 
     #[test]

@@ -1,233 +1,82 @@
-//! The proxy's one error type: each variant owns its HTTP status and renders OpenAI's error JSON.
+//! Why the proxy cannot start: the one error type of start-up (configuration, secrets,
+//! sockets). Messages name files and variables, never their contents.
 
-use std::time::Duration;
+use std::path::PathBuf;
 
-use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use http::{Method, StatusCode};
-use serde::Serialize;
+use ai_api_proxy_config::LoadError;
 
-/// Everything the proxy itself can answer with instead of an upstream response.
-///
-/// Messages never contain a key, a prompt or a completion: only names the operator configured
-/// (model, path) and numbers.
+/// Why the proxy cannot start. Messages name files and variables, never their contents.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    /// No `Authorization: Bearer …` header.
-    #[error(
-        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`."
-    )]
-    MissingKey,
-    /// A bearer key that is not in the key file.
-    #[error("Incorrect API key provided.")]
-    InvalidKey,
-    /// The model is not configured.
-    #[error("The model `{0}` does not exist or you do not have access to it.")]
-    ModelNotFound(String),
-    /// No such API path.
-    #[error("Invalid URL ({method} {path})")]
-    UnknownUrl {
-        /// Request method.
-        method: Method,
-        /// Request path (without query).
-        path: String,
+pub enum StartError {
+    /// The configuration file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
-    /// The path exists but not for this method.
-    #[error("Method {method} is not allowed for {path}.")]
-    MethodNotAllowed {
-        /// Request method.
-        method: Method,
-        /// Request path (without query).
-        path: String,
+    /// The configuration is malformed or inconsistent.
+    #[error("configuration file {path}: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: LoadError,
     },
-    /// Body larger than `max_body_bytes`.
-    #[error("Request body is larger than the limit of {0} bytes.")]
-    PayloadTooLarge(u64),
-    /// Body is not JSON (the position only: the body itself is never echoed).
-    #[error("We could not parse the JSON body of your request (line {line}, column {column}).")]
-    InvalidJson {
-        /// Line of the first syntax error.
-        line: usize,
-        /// Column of the first syntax error.
-        column: usize,
+    /// A secret file is missing or unreadable.
+    #[error("cannot read secret file {path}: {source}")]
+    ReadSecret {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
-    /// JSON without a usable `model` string.
-    #[error("You must provide a model parameter (a string).")]
-    MissingModel,
-    /// The client's token bucket is empty.
-    #[error("Rate limit reached for requests. Please retry after {}s.", .0.as_secs().max(1))]
-    RateLimited(Duration),
-    /// No upstream could be reached (connect error, reset before the answer).
-    #[error("The upstream service could not be reached.")]
-    BadGateway,
-    /// The upstream did not answer in time.
-    #[error("The upstream service did not answer in time.")]
-    GatewayTimeout,
-    /// Every upstream for this model has its circuit breaker open.
-    #[error("The upstream service is temporarily unavailable. Please retry after {}s.", .0.as_secs().max(1))]
-    Unavailable(Duration),
-    /// A bug or an impossible request to build; details go to the log, not to the client.
-    #[error("The proxy had an internal error.")]
-    Internal,
-}
-
-/// Convenience alias.
-pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
-
-/// The error's short code, put in the response extensions for the access log and metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
-
-impl ProxyError {
-    /// The HTTP status. Exhaustive on purpose: a new variant must pick its status.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::MissingKey | Self::InvalidKey => StatusCode::UNAUTHORIZED,
-            Self::ModelNotFound(_) | Self::UnknownUrl { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidJson { .. } | Self::MissingModel => StatusCode::BAD_REQUEST,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::BadGateway => StatusCode::BAD_GATEWAY,
-            Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// OpenAI's `error.type`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::MissingKey
-            | Self::InvalidKey
-            | Self::ModelNotFound(_)
-            | Self::UnknownUrl { .. }
-            | Self::MethodNotAllowed { .. }
-            | Self::PayloadTooLarge(_)
-            | Self::InvalidJson { .. }
-            | Self::MissingModel => "invalid_request_error",
-            Self::RateLimited(_) => "requests",
-            Self::BadGateway | Self::GatewayTimeout | Self::Unavailable(_) | Self::Internal => {
-                "server_error"
-            }
-        }
-    }
-
-    /// OpenAI's `error.code`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingKey => "missing_api_key",
-            Self::InvalidKey => "invalid_api_key",
-            Self::ModelNotFound(_) => "model_not_found",
-            Self::UnknownUrl { .. } => "unknown_url",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "request_too_large",
-            Self::InvalidJson { .. } => "invalid_json",
-            Self::MissingModel => "missing_required_parameter",
-            Self::RateLimited(_) => "rate_limit_exceeded",
-            Self::BadGateway => "bad_gateway",
-            Self::GatewayTimeout => "upstream_timeout",
-            Self::Unavailable(_) => "upstream_unavailable",
-            Self::Internal => "internal_error",
-        }
-    }
-
-    /// OpenAI's `error.param`: the request field at fault, if any.
-    pub fn param(&self) -> Option<&'static str> {
-        match self {
-            Self::ModelNotFound(_) | Self::MissingModel => Some("model"),
-            Self::MissingKey
-            | Self::InvalidKey
-            | Self::UnknownUrl { .. }
-            | Self::MethodNotAllowed { .. }
-            | Self::PayloadTooLarge(_)
-            | Self::InvalidJson { .. }
-            | Self::RateLimited(_)
-            | Self::BadGateway
-            | Self::GatewayTimeout
-            | Self::Unavailable(_)
-            | Self::Internal => None,
-        }
-    }
-
-    /// Seconds a client should wait before retrying, for `Retry-After`.
-    fn retry_after(&self) -> Option<u64> {
-        match self {
-            Self::RateLimited(d) | Self::Unavailable(d) => Some(ceil_secs(*d)),
-            _ => None,
-        }
-    }
-
-    /// OpenAI's error body as JSON text.
-    pub fn body(&self) -> String {
-        error_json(&self.to_string(), self.kind(), self.param(), self.code())
-    }
-}
-
-/// `{"error":{"message":…,"type":…,"param":…,"code":…}}`, the shape every OpenAI SDK parses.
-pub fn error_json(message: &str, kind: &str, param: Option<&str>, code: &str) -> String {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        error: Inner<'a>,
-    }
-    #[derive(Serialize)]
-    struct Inner<'a> {
-        message: &'a str,
-        #[serde(rename = "type")]
-        kind: &'a str,
-        param: Option<&'a str>,
-        code: &'a str,
-    }
-    let body = Body {
-        error: Inner {
-            message,
-            kind,
-            param,
-            code,
-        },
-    };
-    serde_json::to_string(&body).unwrap_or_default()
-}
-
-/// Whole seconds, rounded up, at least 1 (`Retry-After: 0` makes clients spin).
-pub fn ceil_secs(d: Duration) -> u64 {
-    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
-}
-
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(secs) = self.retry_after() {
-            headers.insert(RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if let Self::MethodNotAllowed { path, .. } = &self {
-            let allow = if path == "/v1/models" { "GET" } else { "POST" };
-            headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
-        }
-        response.extensions_mut().insert(ErrorCode(self.code()));
-        response
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_openai_shape() {
-        let body = ProxyError::ModelNotFound("gpt-x".into()).body();
-        assert_eq!(
-            body,
-            r#"{"error":{"message":"The model `gpt-x` does not exist or you do not have access to it.","type":"invalid_request_error","param":"model","code":"model_not_found"}}"#
-        );
-    }
-
-    #[test]
-    fn rate_limit_has_retry_after() {
-        let r = ProxyError::RateLimited(Duration::from_millis(200)).into_response();
-        assert_eq!(r.status(), 429);
-        assert_eq!(r.headers()[RETRY_AFTER], "1");
-    }
+    /// An environment variable holding a secret is not set.
+    #[error("environment variable {0} is not set (or not UTF-8)")]
+    MissingEnv(String),
+    /// A secret is empty.
+    #[error("the secret from {0} is empty")]
+    EmptySecret(String),
+    /// The client key file cannot be used.
+    #[error("client key file from {source_name}: {error}")]
+    KeyFile {
+        /// Where the file came from.
+        source_name: String,
+        /// What is wrong (never the line itself).
+        #[source]
+        error: crate::guard::keys::KeyFileError,
+    },
+    /// The upstream key cannot be put in a header.
+    #[error("upstream {0}: the API key contains characters not allowed in a header")]
+    UpstreamKey(String),
+    /// A header value or URL from the configuration cannot be used.
+    #[error("upstream {upstream}: {message}")]
+    Upstream {
+        /// Upstream name.
+        upstream: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The shared limits store's address cannot be used.
+    #[error("{0}")]
+    SharedLimits(#[from] crate::limits::StoreError),
+    /// A CORS origin cannot be a header value.
+    #[error("cors: bad origin `{0}`")]
+    Cors(String),
+    /// Binding a listen address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listening socket cannot be shared with the workers, or a thread cannot start.
+    #[error("cannot start the workers: {0}")]
+    Workers(#[source] std::io::Error),
 }

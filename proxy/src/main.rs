@@ -1,44 +1,46 @@
-//! `ai-api-proxy`: the OpenAI-compatible gateway. This file parses flags and wires modules.
+//! `ai-api-proxy`: the OpenAI-compatible gateway. This file parses flags and wires the layers,
+//! from the top: `listener` (connections, admin port, shutdown) → `app` (the layer stack) →
+//! `guard` (authentication, client limits) → `routing` → `upstream` (pool, forward, relay,
+//! breaker) → `observability` (metrics, access log). Start-up errors are `error`'s.
 #![forbid(unsafe_code)]
 
-mod access_log;
-mod api;
-mod auth;
-mod breaker;
+mod api_error;
+mod app;
 mod error;
-mod forward;
 mod guard;
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "wired into the request path once the layer rework lands"
-)]
 mod limits;
-mod logsink;
-#[allow(
-    dead_code,
-    unused_imports,
-    reason = "wired into the request path once the layer rework lands"
-)]
+mod listener;
+mod load;
 mod metering;
-mod metrics;
-mod ratelimit;
-mod relay;
-mod runtime;
-mod server;
-mod settings;
-mod shutdown;
-mod state;
+mod observability;
+mod reload;
+mod routing;
 mod upstream;
-mod usage;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use ai_api_proxy_config::DEFAULT_CONFIG_PATH;
+use ai_api_proxy_config::{ClientAuth, DEFAULT_CONFIG_PATH, KeySource, ProxyConfig};
 use anyhow::Context as _;
 use clap::Parser;
+use tokio::sync::Semaphore;
+
+use error::StartError;
+use guard::auth::Authenticate;
+use guard::keys::{self, KeyStore};
+use guard::limit::ClientLimits;
+use limits::Limiter;
+use listener::admin::{self, Admin};
+use listener::conn::Conns;
+use observability::logsink;
+use observability::metrics::Metrics;
+use routing::Routes;
+use routing::body::Budget;
+use upstream::Upstream;
+use upstream::forward::{Forwarder, RetryPolicy};
 
 /// OpenAI-compatible reverse proxy: routing, key injection, client auth, rate limits, streaming.
 #[derive(Debug, Parser)]
@@ -47,9 +49,12 @@ struct Args {
     /// The proxy configuration (JSON, as rendered by `infra` into the ConfigMap).
     #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
     config: PathBuf,
-    /// Listen address, overriding `0.0.0.0:<port>` from the configuration (port 0: any free).
+    /// API listen address, overriding `0.0.0.0:<port>` from the configuration (port 0: any free).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Admin listen address (health, readiness, metrics), overriding `0.0.0.0:<admin_port>`.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -62,8 +67,8 @@ fn main() -> std::process::ExitCode {
         .with_max_level(tracing::Level::INFO)
         .with_writer(std::io::stdout)
         .init();
-    // This thread only watches signals and runs the housekeeping tasks; requests are served
-    // by the per-core workers of `runtime::serve`, each on a runtime of its own.
+    // This thread runs the admin listener, signals and housekeeping; requests are served by
+    // the per-core workers of `listener::serve`, each on a runtime of its own.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -81,27 +86,190 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let config = settings::load_config(&args.config)?;
-    let workers = runtime::worker_count();
-    let state = Arc::new(state::AppState::build(&config, workers)?);
-    let app = server::app(state.clone(), &config.cors)?;
-    let addr = args
-        .listen
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], config.port)));
-    let listener = server::bind(addr).await?;
-    let local = listener.local_addr().context("no local address")?;
+    let config = load::load_config(&args.config)?;
+    let workers = listener::worker_count();
+    let metrics = Arc::new(Metrics::new(
+        &config
+            .upstreams
+            .iter()
+            .map(|u| Arc::from(u.name.as_str()))
+            .collect::<Vec<_>>(),
+    ));
+    let mut watched = Vec::new();
+    let authenticate = client_auth(&config, &mut watched)?;
+    let upstreams = upstreams(&config, workers, &mut watched)?;
+    let limits = Arc::new(ClientLimits::new(
+        &config.rate_limit,
+        &config.policies,
+        metrics.clone(),
+    ));
+    let forwarder = Forwarder {
+        retry: RetryPolicy {
+            max_attempts: config.retry.max_attempts.max(1),
+            initial_backoff: config.retry.initial_backoff.get(),
+            max_backoff: config.retry.max_backoff.get(),
+        },
+        metrics: metrics.clone(),
+    };
+    let budget = Budget::new(config.limits.body_budget_bytes, metrics.clone());
+    let limiter = Arc::new(shared_limits(&config, &metrics)?);
+    let routes = Arc::new(Routes::new(
+        &config,
+        &upstreams,
+        budget,
+        forwarder,
+        limiter.clone(),
+    )?);
+    let app = app::api(
+        routes,
+        authenticate,
+        limits.clone(),
+        metrics.clone(),
+        &config.cors,
+    )?;
+
+    let any = |port| SocketAddr::from(([0, 0, 0, 0], port));
+    let api = listener::bind(args.listen.unwrap_or_else(|| any(config.port))).await?;
+    let admin = listener::bind(args.admin_listen.unwrap_or_else(|| any(config.admin_port))).await?;
     tracing::info!(
-        addr = %local,
+        addr = %api.local_addr().context("no local address")?,
+        admin_addr = %admin.local_addr().context("no local address")?,
         workers,
         models = config.models.len(),
         upstreams = config.upstreams.len(),
         "listening"
     );
-    let drain = runtime::Drain {
+    let draining = Arc::new(AtomicBool::new(false));
+    let admin_app = admin::router(
+        &config.endpoints,
+        Arc::new(Admin {
+            draining: draining.clone(),
+            metrics: metrics.clone(),
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin, admin_app).await {
+            tracing::error!(error = %e, "admin listener stopped");
+        }
+    });
+    tokio::spawn(guard::limit::sweep(limits));
+    // On this thread's runtime, which also drives the store's connection for every worker.
+    tokio::spawn(limiter.run_settler());
+    tokio::spawn(logsink::flusher());
+    for file in watched {
+        tokio::spawn(reload::watch(file, metrics.clone()));
+    }
+
+    let conns = Conns {
+        app,
+        slots: Arc::new(Semaphore::new(config.limits.max_connections as usize)),
+        limits: config.limits,
+        metrics,
+    };
+    let drain = listener::Drain {
         grace: config.shutdown.grace_delay.get(),
         deadline: config.shutdown.drain_timeout.get(),
     };
-    runtime::serve(listener, app, state, workers, drain).await?;
+    listener::serve(api, conns, workers, draining, drain).await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Per-key policies, their counters shared through the store when one is configured. Runs on
+/// the housekeeping runtime: the store's connection is driven there for every worker.
+fn shared_limits(config: &ProxyConfig, metrics: &Metrics) -> Result<Limiter, StartError> {
+    let password = match config
+        .shared_limits
+        .as_ref()
+        .and_then(|s| s.password.as_ref())
+    {
+        Some(source) => Some(load::read_secret(source, &config.secrets_dir)?),
+        None => None,
+    };
+    let shared = config
+        .shared_limits
+        .as_ref()
+        .map(|s| (s, password.as_deref()));
+    Ok(Limiter::new(
+        &config.policies,
+        shared,
+        metrics.limits.clone(),
+    )?)
+}
+
+/// Client authentication from configuration; a key file from a Secret is watched.
+fn client_auth(
+    config: &ProxyConfig,
+    watched: &mut Vec<reload::Watched>,
+) -> Result<Authenticate, StartError> {
+    let keys = match &config.auth {
+        Some(ClientAuth::ApiKeys { keys }) => keys,
+        Some(ClientAuth::Anonymous) => return Ok(Authenticate::Anonymous),
+        // Refused by validation already; never an implicit open proxy.
+        None => {
+            return Err(StartError::Config {
+                path: PathBuf::from("auth"),
+                source: ai_api_proxy_config::LoadError::Invalid(Vec::new()),
+            });
+        }
+    };
+    let text = load::read_secret(keys, &config.secrets_dir)?;
+    let parsed = keys::parse(&text).map_err(|error| StartError::KeyFile {
+        source_name: load::describe(keys),
+        error,
+    })?;
+    let store = Arc::new(KeyStore::new(parsed));
+    if let KeySource::Secret(r) = keys {
+        let target = store.clone();
+        watched.push(reload::Watched {
+            path: r.path(&config.secrets_dir),
+            label: Arc::from("client_keys"),
+            initial: text,
+            apply: Box::new(move |text| {
+                target
+                    .replace(text)
+                    .map(|c| format!("{} keys added, {} removed", c.added, c.removed))
+                    .map_err(|e| e.to_string())
+            }),
+        });
+    }
+    Ok(Authenticate::Keys(store))
+}
+
+/// Every upstream, with its key; keys from Secrets are watched.
+fn upstreams(
+    config: &ProxyConfig,
+    workers: usize,
+    watched: &mut Vec<reload::Watched>,
+) -> Result<HashMap<String, Arc<Upstream>>, StartError> {
+    let mut upstreams = HashMap::new();
+    for u in &config.upstreams {
+        let key = load::read_secret(&u.api_key, &config.secrets_dir)?;
+        let up = Arc::new(Upstream::new(
+            u,
+            &key,
+            config.timeouts_for(u).into(),
+            &config.circuit_breaker,
+            workers,
+        )?);
+        if let KeySource::Secret(r) = &u.api_key {
+            let target = up.clone();
+            watched.push(reload::Watched {
+                path: r.path(&config.secrets_dir),
+                label: Arc::from(format!("upstream:{}", u.name)),
+                initial: key,
+                apply: Box::new(move |text| {
+                    if text.is_empty() {
+                        return Err("the key is empty".into());
+                    }
+                    target
+                        .set_key(text)
+                        .map(|()| "key replaced".into())
+                        .map_err(str::to_owned)
+                }),
+            });
+        }
+        upstreams.insert(u.name.clone(), up);
+    }
+    Ok(upstreams)
 }

@@ -92,7 +92,7 @@ async fn chat_injects_upstream_key_and_never_forwards_the_clients() {
     }
     assert_eq!(
         proxy
-            .metric(r#"ai_proxy_tokens_total{model="gpt-4o",kind="prompt"}"#)
+            .metric(r#"ai_proxy_tokens_total{client="team-a",model="gpt-4o",kind="prompt"}"#)
             .await,
         9.0
     );
@@ -256,7 +256,7 @@ async fn request_id_is_taken_or_made_and_returned() {
 }
 
 #[tokio::test]
-async fn operational_endpoints_need_no_key() {
+async fn operational_endpoints_are_on_the_admin_port_only() {
     let (_fake, proxy) = seed_like().await;
     let r = http()
         .post(proxy.url("/v1/chat/completions"))
@@ -267,9 +267,19 @@ async fn operational_endpoints_need_no_key() {
         .unwrap();
     assert_eq!(r.status(), 200);
     proxy.wait_log(|v| v["status"] == 200).await;
-    for path in ["/health", "/ready"] {
-        let r = http().get(proxy.url(path)).send().await.unwrap();
+    for path in ["/health", "/ready", "/metrics"] {
+        let r = http().get(proxy.admin_url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
+        // On the API port they do not exist: unknown clients are refused, known ones get 404.
+        let r = http().get(proxy.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = http()
+            .get(proxy.url(path))
+            .bearer_auth(CLIENT_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{path}");
     }
     let r = http().get(proxy.metrics_url()).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -297,7 +307,7 @@ async fn operational_endpoints_need_no_key() {
 async fn anonymous_only_when_configured() {
     let fake = Fake::start().await;
     let mut c = config(&[("main", fake.base_url())], &[("m", &["main"])]);
-    c.auth = ClientAuth::Anonymous;
+    c.auth = Some(ClientAuth::Anonymous);
     let proxy = Proxy::start(c);
     let r = http()
         .post(proxy.url("/v1/chat/completions"))

@@ -53,9 +53,9 @@ async fn starts_from_every_rendered_configmap() {
         write_secrets(&config, &config.secrets_dir);
         let mut env: Vec<(String, String)> = Vec::new();
         let client_key_env = match &config.auth {
-            ClientAuth::ApiKeys {
+            Some(ClientAuth::ApiKeys {
                 keys: KeySource::Env(var),
-            } => Some(var.clone()),
+            }) => Some(var.clone()),
             _ => None,
         };
         for u in &config.upstreams {
@@ -74,7 +74,7 @@ async fn starts_from_every_rendered_configmap() {
         let proxy = Proxy::start_file(&path, dir, &env_refs);
 
         let ready = http()
-            .get(proxy.url(&config.endpoints.ready))
+            .get(proxy.admin_url(&config.endpoints.ready))
             .send()
             .await
             .unwrap();

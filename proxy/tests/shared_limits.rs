@@ -126,6 +126,11 @@ async fn two_proxies_hold_one_client_to_its_limit_together() {
         total as usize,
         "refused requests never reach the upstream"
     );
+    for proxy in &proxies {
+        let degraded = proxy.metric("ai_proxy_shared_limits_degraded ").await;
+        assert_eq!(degraded, 0.0, "counted in the store, not each alone");
+    }
+    assert_eq!(redis.cli(&["EXISTS", "e2e:{team-a}:rpm"]), "1");
 }
 
 #[tokio::test]
@@ -222,12 +227,8 @@ async fn a_stream_is_metered_though_the_client_did_not_ask() {
         ),
         (7.into(), 3.into())
     );
-    assert!(
-        proxy
-            .metric("ai_proxy_client_tokens_total{client=\"team-a\"")
-            .await
-            >= 10.0
-    );
+    let prompt = r#"ai_proxy_tokens_total{client="team-a",model="gpt-4o-mini",kind="prompt"}"#;
+    assert_eq!(proxy.metric(prompt).await, 7.0);
 }
 
 #[tokio::test]

@@ -25,10 +25,10 @@ async fn sigterm_lets_the_stream_in_flight_finish_then_exits_0() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Within the grace delay: new connections are still taken, and readiness says 503.
-    let ready = http().get(proxy.url("/ready")).send().await.unwrap();
+    let ready = http().get(proxy.admin_url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     assert_eq!(ready.text().await.unwrap(), r#"{"status":"draining"}"#);
-    let health = http().get(proxy.url("/health")).send().await.unwrap();
+    let health = http().get(proxy.admin_url("/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 
     let (events, error) = reader.await.unwrap();
@@ -63,4 +63,8 @@ async fn drain_deadline_cuts_streams_that_do_not_end() {
     assert_eq!(proxy.wait_exit(Duration::from_secs(3)), Some(0));
     let (events, _) = reader.await.unwrap();
     assert!(events.len() < 100, "the stream was cut at the deadline");
+    // ...with an error event the SDKs raise, not a silent truncation.
+    let (_, last) = events.last().unwrap();
+    let error: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(error["error"]["code"], "server_shutting_down", "{last}");
 }

@@ -79,13 +79,39 @@ async fn sdk_stream_and_usage_from_the_final_chunk() {
     assert_eq!(log["prompt_tokens"], 7);
     assert_eq!(
         proxy
-            .metric(r#"ai_proxy_tokens_total{model="m",kind="completion"}"#)
+            .metric(r#"ai_proxy_tokens_total{client="team-a",model="m",kind="completion"}"#)
             .await,
         3.0
     );
 }
 
 const RESET_EVENT: &str = r#"{"error":{"message":"The upstream stream was interrupted.","type":"server_error","param":null,"code":"upstream_stream_error"}}"#;
+
+#[tokio::test]
+async fn a_stream_cut_inside_an_event_still_ends_with_a_well_formed_error_event() {
+    let (fake, proxy) = setup().await;
+    fake.ctl.script([Behaviour::CutMidEvent(2)]);
+    let r = stream(&proxy, "?chunks=5&delay_ms=20", chat_body("m", true)).await;
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    // The half event never reaches the client: it would splice into the error event.
+    assert_eq!(
+        text.matches(r#""choi"#).count(),
+        text.matches(r#""choices""#).count(),
+        "{text}"
+    );
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter_map(|e| e.trim_start_matches('\n').strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    assert!(events[0].contains("tok0") && events[1].contains("tok1"));
+    assert_eq!(events[2], RESET_EVENT);
+    for e in events {
+        serde_json::from_str::<serde_json::Value>(e).unwrap();
+    }
+}
 
 #[tokio::test]
 async fn reset_mid_stream_ends_with_an_error_event_and_a_metric() {

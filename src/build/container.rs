@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::PORT_NAME;
+use super::{ADMIN_PORT_NAME, PORT_NAME};
 use crate::config::{Environment, PullPolicy, ResourceList};
 
 /// Name of the proxy container.
@@ -26,10 +26,16 @@ pub fn image(env: &Environment) -> String {
     }
 }
 
-/// The proxy container: `--config` pointing at the mounted ConfigMap, the `http` port, probes on
-/// the proxy's own endpoints, and a restricted security context. Mounts are the pod's business.
+/// The proxy container: `--config` pointing at the mounted ConfigMap, the `http` (API) and
+/// `admin` ports, probes on the proxy's own endpoints on the admin port, and a restricted
+/// security context. Mounts are the pod's business.
 pub fn build(env: &Environment) -> Container {
-    let port = i32::from(env.proxy.port);
+    let port = |name: &str, number: u16| ContainerPort {
+        name: Some(name.into()),
+        container_port: i32::from(number),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    };
     let pull_policy = match env.image.pull_policy {
         PullPolicy::Always => "Always",
         PullPolicy::IfNotPresent => "IfNotPresent",
@@ -40,12 +46,10 @@ pub fn build(env: &Environment) -> Container {
         image: Some(image(env)),
         image_pull_policy: Some(pull_policy.into()),
         args: Some(vec!["--config".into(), DEFAULT_CONFIG_PATH.into()]),
-        ports: Some(vec![ContainerPort {
-            name: Some(PORT_NAME.into()),
-            container_port: port,
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
+        ports: Some(vec![
+            port(PORT_NAME, env.proxy.port),
+            port(ADMIN_PORT_NAME, env.proxy.admin_port),
+        ]),
         resources: Some(ResourceRequirements {
             requests: quantities(&env.resources.requests),
             limits: quantities(&env.resources.limits),
@@ -73,7 +77,7 @@ fn probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String(PORT_NAME.into()),
+            port: IntOrString::String(ADMIN_PORT_NAME.into()),
             ..Default::default()
         }),
         period_seconds: Some(period_seconds),
@@ -100,21 +104,23 @@ mod tests {
     fn probes_use_the_proxy_endpoints_and_port() {
         let mut env = load("production");
         env.proxy.port = 9099;
+        env.proxy.admin_port = 9199;
         env.proxy.endpoints.health = "/livez".into();
         env.proxy.endpoints.ready = "/readyz".into();
         let c = build(&env);
         let ports = c.ports.clone().unwrap_or_default();
-        assert_eq!(
-            (ports[0].name.as_deref(), ports[0].container_port),
-            (Some("http"), 9099)
-        );
+        let named: Vec<_> = ports
+            .iter()
+            .map(|p| (p.name.as_deref(), p.container_port))
+            .collect();
+        assert_eq!(named, [(Some("http"), 9099), (Some("admin"), 9199)]);
         let get = |p: &Option<Probe>| p.as_ref().and_then(|p| p.http_get.clone());
         let live = get(&c.liveness_probe).unwrap_or_default();
         let ready = get(&c.readiness_probe).unwrap_or_default();
         assert_eq!(live.path.as_deref(), Some("/livez"));
         assert_eq!(ready.path.as_deref(), Some("/readyz"));
         for port in [live.port, ready.port] {
-            assert_eq!(port, IntOrString::String("http".into()));
+            assert_eq!(port, IntOrString::String("admin".into()));
         }
     }
 

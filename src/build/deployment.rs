@@ -63,7 +63,11 @@ fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
     if env.metrics.scrape_annotations {
         annotations.extend([
             ("prometheus.io/scrape".to_owned(), "true".to_owned()),
-            ("prometheus.io/port".to_owned(), env.proxy.port.to_string()),
+            // The admin port: metrics are never served on the API port.
+            (
+                "prometheus.io/port".to_owned(),
+                env.proxy.admin_port.to_string(),
+            ),
             (
                 "prometheus.io/path".to_owned(),
                 env.proxy.endpoints.metrics.clone(),
@@ -309,7 +313,7 @@ mod tests {
         );
         assert_eq!(
             on.get("prometheus.io/port").map(String::as_str),
-            Some("8080")
+            Some("9090")
         );
         env.metrics.scrape_annotations = false;
         assert!(!annotations(&env).contains_key("prometheus.io/scrape"));

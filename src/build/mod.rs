@@ -33,6 +33,9 @@ pub use kind::{KindMeta, Readiness};
 
 /// Name of the proxy's container port, which the Service, probes and Ingress refer to.
 pub const PORT_NAME: &str = "http";
+/// The name of the proxy's admin port (health, readiness, metrics): probes and the scraper
+/// only, never the Service or the Ingress.
+pub const ADMIN_PORT_NAME: &str = "admin";
 
 kind::kinds! {
     /// The namespace everything lives in.

@@ -1,5 +1,6 @@
-//! The NetworkPolicy: API traffic only from the ingress controller (and the scraper); egress only
-//! to the cluster DNS, to the upstreams' ports and to the shared limits store.
+//! The NetworkPolicy: API traffic only from the ingress controller, metrics scraping only from
+//! the scraper's namespace to the admin port; egress only to the cluster DNS, to the upstreams'
+//! ports and to the shared limits store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,26 +33,25 @@ pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
     }
 }
 
-/// The ingress controller's namespace, and the metrics scraper's, to the proxy port (which
-/// also serves `/metrics`).
+/// The ingress controller's namespace to the API port; the metrics scraper's namespace to the
+/// admin port only (it has no business with the API, nor the controller with the metrics).
 fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
     let policy = &env.network_policy;
-    [
-        Some(&policy.ingress_controller_namespace),
-        policy.metrics_namespace.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect::<BTreeSet<_>>()
-    .into_iter()
-    .map(|ns| NetworkPolicyIngressRule {
+    let rule = |ns: &str, port_number: u16| NetworkPolicyIngressRule {
         from: Some(vec![NetworkPolicyPeer {
-            namespace_selector: Some(namespace(ns.as_str())),
+            namespace_selector: Some(namespace(ns)),
             ..Default::default()
         }]),
-        ports: Some(vec![port("TCP", i32::from(env.proxy.port))]),
-    })
-    .collect()
+        ports: Some(vec![port("TCP", i32::from(port_number))]),
+    };
+    let mut rules = vec![rule(
+        policy.ingress_controller_namespace.as_str(),
+        env.proxy.port,
+    )];
+    if let Some(ns) = &policy.metrics_namespace {
+        rules.push(rule(ns.as_str(), env.proxy.admin_port));
+    }
+    rules
 }
 
 /// DNS first, always: without it no upstream name resolves (the seed's "connection refused").
@@ -290,9 +290,19 @@ mod tests {
             })
             .collect();
         assert_eq!(sources, ["ingress-nginx", "monitoring"]);
-        for rule in spec.ingress.unwrap_or_default() {
-            assert_eq!(rule.ports.map(|p| p.len()), Some(1));
-        }
+        let ports: Vec<_> = spec
+            .ingress
+            .iter()
+            .flatten()
+            .map(|r| r.ports.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                vec![port("TCP", i32::from(env.proxy.port))],
+                vec![port("TCP", i32::from(env.proxy.admin_port))]
+            ]
+        );
         assert_eq!(
             spec.pod_selector.and_then(|s| s.match_labels),
             Some(labels::selector(&env, "production"))

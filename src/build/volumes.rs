@@ -178,9 +178,9 @@ mod tests {
     #[test]
     fn keys_of_one_secret_share_a_volume_and_env_sources_are_ignored() {
         let mut env = load("production");
-        env.proxy.auth = ClientAuth::ApiKeys {
+        env.proxy.auth = Some(ClientAuth::ApiKeys {
             keys: secret("shared.secret", "clients"),
-        };
+        });
         env.proxy.upstreams[0].api_key = secret("shared.secret", "upstream");
         let mut second = env.proxy.upstreams[0].clone();
         second.name = "local".into();

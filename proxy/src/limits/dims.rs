@@ -44,8 +44,6 @@ impl Dim {
 pub struct Limits {
     /// Cap per dimension (`None`: unlimited), indexed by [`Dim::index`].
     pub caps: [Option<u64>; 4],
-    /// Requests in flight at once on one replica (enforced by the client-limits guard).
-    pub max_in_flight: Option<u32>,
     /// Models the client may use; `None`: all.
     pub models: Option<HashSet<String>>,
 }
@@ -60,7 +58,6 @@ impl Limits {
                 p.tokens_per_day,
                 p.tokens_per_month,
             ],
-            max_in_flight: p.max_in_flight,
             models: p.models.as_ref().map(|m| m.iter().cloned().collect()),
         }
     }

@@ -51,11 +51,11 @@ pub struct Ledger {
     windows: [String; 2],
 }
 
-/// What a request needs from each dimension: one request, and its token estimate from the
-/// per-minute bucket; budgets only need to be not yet spent (the estimate is charged, and
-/// may overdraw them: see the README's worst case).
+/// What a request needs in hand from each dimension before it is admitted: one request, and
+/// its token estimate from every token limit. Only real usage above the estimate can overdraw
+/// a limit (see the README's worst case).
 pub fn need(limits: &Limits, estimate: u64) -> [u64; 4] {
-    let want = [1, estimate, 1, 1];
+    let want = [1, estimate, estimate, estimate];
     std::array::from_fn(|i| if limits.caps[i].is_some() { want[i] } else { 0 })
 }
 

@@ -85,7 +85,7 @@ impl Local {
                     self.used[k] = 0;
                 }
                 let cap = share(cap, divisor);
-                if self.used[k] >= cap {
+                if self.used[k].saturating_add(estimate) > cap {
                     let period = if dim == Dim::Day { "day" } else { "month" };
                     return Err(Refusal::Budget {
                         period,
@@ -169,7 +169,7 @@ mod tests {
         };
         assert_eq!(retry_after, Duration::from_secs(3));
         let later = now + Duration::from_secs(60);
-        for _ in 0..14 {
+        for _ in 0..13 {
             local.admit(&limits, 3, 10, later, wall).unwrap();
         }
         assert!(matches!(

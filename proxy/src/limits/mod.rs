@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use ai_api_proxy_config::{Policies, SharedLimits, WhenUnreachable};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 pub use dims::Limits;
@@ -31,7 +33,7 @@ use lease::{Ledger, cost, lease_sizes, need};
 use local::Local;
 use redis::{Request, Store};
 
-/// Metrics of the limiter itself (registered by the metrics module).
+/// Metrics of the limiter (registered by the metrics module, under the catalogue's names).
 #[derive(Clone, Debug, Default)]
 pub struct LimitMetrics {
     /// 1 while the shared store is unreachable and replicas count on their own.
@@ -40,6 +42,15 @@ pub struct LimitMetrics {
     pub store_failures: Counter,
     /// Exchanges with the store (requests that waited on it, top-ups, settlements).
     pub store_exchanges: Counter,
+    /// Refusals by reason ([`Refusal::reason`]).
+    pub refusals: Family<ReasonLabels, Counter>,
+}
+
+/// The label of a policy refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// One of the catalogue's `POLICY_REFUSAL_REASONS`.
+    pub reason: &'static str,
 }
 
 /// Per-key policies and the counters that enforce them.
@@ -82,6 +93,7 @@ impl Limiter {
     pub fn new(
         policies: &Policies,
         shared: Option<(&SharedLimits, Option<&str>)>,
+        metrics: LimitMetrics,
     ) -> Result<Self, StoreError> {
         let store = shared
             .map(|(cfg, password)| Store::connect(cfg, password))
@@ -101,7 +113,7 @@ impl Limiter {
             settle_every: cfg.map_or(Duration::from_secs(1), |c| c.lease.settle_every.get()),
             clients: Mutex::new(HashMap::new()),
             degraded: AtomicBool::new(false),
-            metrics: LimitMetrics::default(),
+            metrics,
         })
     }
 
@@ -126,6 +138,23 @@ impl Limiter {
     /// Lets a request of `client` for `model`, estimated at `estimate` tokens, through, or
     /// says why not. Waits on the store only when the allowance in hand cannot cover it.
     pub async fn admit(
+        self: &Arc<Self>,
+        client: &Arc<str>,
+        model: &str,
+        estimate: u64,
+    ) -> Result<Permit, Refusal> {
+        let admitted = self.admit_inner(client, model, estimate).await;
+        if let Err(refusal) = &admitted {
+            let reason = refusal.reason();
+            self.metrics
+                .refusals
+                .get_or_create(&ReasonLabels { reason })
+                .inc();
+        }
+        admitted
+    }
+
+    async fn admit_inner(
         self: &Arc<Self>,
         client: &Arc<str>,
         model: &str,

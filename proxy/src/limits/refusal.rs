@@ -92,6 +92,18 @@ impl Refusal {
         }
     }
 
+    /// The `reason` label of the refusals metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::ModelNotAllowed(_) => "model_not_allowed",
+            Self::Requests { .. } => "requests",
+            Self::Tokens { .. } => "tokens",
+            Self::TooLarge { .. } => "too_large",
+            Self::Budget { .. } => "budget",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
+
     /// OpenAI's `error.param`.
     pub fn param(&self) -> Option<&'static str> {
         match self {

@@ -36,7 +36,14 @@ fn shared(address: String, when_unreachable: WhenUnreachable) -> SharedLimits {
 
 fn limiter(policy: &KeyPolicy, server: &RedisServer, mode: WhenUnreachable) -> Arc<Limiter> {
     let cfg = shared(server.address(), mode);
-    Arc::new(Limiter::new(&policies(policy.clone()), Some((&cfg, Some(PASSWORD)))).unwrap())
+    Arc::new(
+        Limiter::new(
+            &policies(policy.clone()),
+            Some((&cfg, Some(PASSWORD))),
+            super::LimitMetrics::default(),
+        )
+        .unwrap(),
+    )
 }
 
 fn client() -> Arc<str> {

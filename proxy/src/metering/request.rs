@@ -8,43 +8,61 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The fields of a request that matter for metering; everything else is skipped unparsed.
+/// The fields of a request the proxy reads (routing and metering); everything else is
+/// skipped unparsed. Metering fields of an unexpected type read as absent: the upstream is
+/// the judge of the request's shape.
 #[derive(Debug, Default, Deserialize)]
-pub struct Facts {
+pub struct Facts<'a> {
+    /// The model asked for.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
     /// `stream: true`.
-    #[serde(default)]
-    pub stream: bool,
+    #[serde(default, deserialize_with = "lenient")]
+    pub stream: Option<bool>,
     /// `stream_options.include_usage: true`: the client reads usage itself.
     #[serde(default, deserialize_with = "include_usage")]
     pub stream_options: bool,
-    /// `max_completion_tokens`, or the older `max_tokens`.
-    #[serde(default)]
+    /// The completion maximum.
+    #[serde(default, deserialize_with = "lenient")]
     pub max_completion_tokens: Option<u64>,
     /// The older name of `max_completion_tokens`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub max_tokens: Option<u64>,
     /// Completions asked for (each up to the maximum).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub n: Option<u64>,
+}
+
+/// A value of the expected type, or nothing.
+fn lenient<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either<T> {
+        Value(T),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Either::<T>::deserialize(d)? {
+        Either::Value(v) => Some(v),
+        Either::Other(_) => None,
+    })
 }
 
 fn include_usage<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     #[derive(Deserialize)]
     struct Options {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "lenient")]
         include_usage: Option<bool>,
     }
-    Ok(Option::<Options>::deserialize(d)?.and_then(|o| o.include_usage) == Some(true))
+    Ok(lenient::<D, Options>(d)?.and_then(|o| o.include_usage) == Some(true))
 }
 
 /// Bytes of prompt per token, roughly, for English text and JSON (OpenAI's rule of thumb).
 const BYTES_PER_TOKEN: u64 = 4;
 
-impl Facts {
-    /// Reads the metering fields of a JSON body (anything unreadable reads as defaults: the
-    /// body was already checked to be JSON with a model).
-    pub fn read(body: &[u8]) -> Self {
-        serde_json::from_slice(body).unwrap_or_default()
+impl Facts<'_> {
+    /// Reads a JSON body's facts; `Err` for a body that is not a JSON object.
+    pub fn read(body: &[u8]) -> Result<Facts<'_>, serde_json::Error> {
+        serde_json::from_slice(body)
     }
 
     /// Tokens the request may use, charged when it starts: the prompt's size in bytes over
@@ -58,7 +76,7 @@ impl Facts {
     /// A stream whose usage only the proxy wants: the upstream must be asked for it, and its
     /// usage chunk kept from the client.
     pub fn needs_usage_added(&self) -> bool {
-        self.stream && !self.stream_options
+        self.stream == Some(true) && !self.stream_options
     }
 }
 
@@ -183,19 +201,33 @@ mod tests {
     #[test]
     fn estimates_prompt_and_completion() {
         let body = br#"{"model":"m","max_tokens":100,"n":2}"#;
-        let f = Facts::read(body);
+        let f = Facts::read(body).unwrap();
         assert_eq!(f.estimate(body.len()), 9 + 200);
-        let f = Facts::read(br#"{"model":"m","max_completion_tokens":7,"max_tokens":100}"#);
+        let f =
+            Facts::read(br#"{"model":"m","max_completion_tokens":7,"max_tokens":100}"#).unwrap();
         assert_eq!(f.estimate(0), 7);
         assert!(!f.needs_usage_added());
-        assert!(Facts::read(br#"{"stream":true}"#).needs_usage_added());
+        assert!(
+            Facts::read(br#"{"stream":true}"#)
+                .unwrap()
+                .needs_usage_added()
+        );
         assert!(
             Facts::read(br#"{"stream":true,"stream_options":{"include_usage":false}}"#)
+                .unwrap()
                 .needs_usage_added()
         );
         assert!(
             !Facts::read(br#"{"stream":true,"stream_options":{"include_usage":true}}"#)
+                .unwrap()
                 .needs_usage_added()
+        );
+        let odd =
+            Facts::read(br#"{"model":"m","stream":"yes","max_tokens":-1,"stream_options":7}"#)
+                .unwrap();
+        assert_eq!(
+            (odd.model.as_deref(), odd.stream, odd.max_tokens),
+            (Some("m"), None, None)
         );
     }
 

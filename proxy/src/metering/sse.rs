@@ -1,6 +1,6 @@
 //! Takes back out of a stream what asking for usage added to it: the usage-only chunk before
 //! `[DONE]` and the `"usage":null` member of every other chunk. The client receives the
-//! stream it would have had; the proxy keeps the usage.
+//! stream it would have had; the relay has read the usage from the upstream's bytes already.
 //!
 //! Events are passed on as each one completes (an upstream writes whole events, so this adds
 //! no delay); an event that grows past [`MAX_EVENT`] without ending is passed on unchanged.
@@ -8,7 +8,6 @@
 use bytes::{Bytes, BytesMut};
 
 use super::request::{is_usage_chunk, without_null_usage};
-use crate::usage::{Usage, find_usage};
 
 /// Longest event held while waiting for its end.
 pub const MAX_EVENT: usize = 1 << 20;
@@ -17,7 +16,6 @@ pub const MAX_EVENT: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub struct StripUsage {
     pending: BytesMut,
-    usage: Option<Usage>,
 }
 
 /// The end of the first complete event in `buf`: after its blank line.
@@ -50,11 +48,6 @@ impl StripUsage {
         self.pending.split().freeze()
     }
 
-    /// The usage the upstream reported, once its usage chunk went by.
-    pub fn usage(&self) -> Option<Usage> {
-        self.usage
-    }
-
     fn event(&mut self, event: &[u8], out: &mut BytesMut) {
         // One `data:` line carrying one JSON object is the only shape touched.
         let body_end = event.len() - if event.ends_with(b"\r\n\r\n") { 4 } else { 2 };
@@ -70,7 +63,6 @@ impl StripUsage {
         let space = usize::from(payload.first() == Some(&b' '));
         let json = &payload[space..];
         if is_usage_chunk(json) {
-            self.usage = find_usage(json);
             return;
         }
         match without_null_usage(json) {
@@ -90,7 +82,7 @@ mod tests {
 
     use super::*;
 
-    fn run(input: &[u8], cuts: &[usize]) -> (Vec<u8>, Option<Usage>) {
+    fn run(input: &[u8], cuts: &[usize]) -> Vec<u8> {
         let mut s = StripUsage::default();
         let mut out = Vec::new();
         let mut at = 0;
@@ -101,7 +93,7 @@ mod tests {
         }
         out.extend_from_slice(&s.push(&input[at..]));
         out.extend_from_slice(&s.finish());
-        (out, s.usage())
+        out
     }
 
     /// A chunk as OpenAI writes it, with the members a generator picked.
@@ -146,9 +138,8 @@ mod tests {
             upstream += &format!("data:{sp}[DONE]{nl}");
             let mut cuts = cuts;
             cuts.sort_unstable();
-            let (out, usage) = run(upstream.as_bytes(), &cuts);
+            let out = run(upstream.as_bytes(), &cuts);
             prop_assert_eq!(String::from_utf8(out).unwrap(), client);
-            prop_assert_eq!(usage, Some(Usage { prompt_tokens: prompt, completion_tokens: completion }));
         }
 
         /// Anything that is not an OpenAI chunk passes as it is.
@@ -157,9 +148,8 @@ mod tests {
             prop_assume!(!text.contains("usage"));
             let mut cuts = cuts;
             cuts.sort_unstable();
-            let (out, usage) = run(text.as_bytes(), &cuts);
+            let out = run(text.as_bytes(), &cuts);
             prop_assert_eq!(out, text.as_bytes());
-            prop_assert_eq!(usage, None);
         }
     }
 

@@ -1,5 +1,7 @@
 //! A stand-in OpenAI-compatible upstream: records what it received, and can be told to be
-//! slow, fail, answer 429, or reset a stream part-way.
+//! slow, fail, answer 429, or reset a stream part-way (between events or inside one). Every
+//! answer carries headers a provider may send and a client must not get (`set-cookie`, its own
+//! `x-request-id` and organization).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub enum Behaviour {
     ResetAfter(usize),
     /// Stream this many chunks, then go silent (for idle timeouts).
     StallAfter(usize),
+    /// Stream this many chunks, then half an event, then break the connection.
+    CutMidEvent(usize),
 }
 
 /// One request as the upstream saw it.
@@ -175,23 +179,35 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}"#.into(),
         );
     }
-    let (reset_after, stall_after) = match behaviour {
-        Behaviour::ResetAfter(n) => (Some(n), None),
-        Behaviour::StallAfter(n) => (None, Some(n)),
-        _ => (None, None),
+    let (reset_after, stall_after, half_event) = match behaviour {
+        Behaviour::ResetAfter(n) => (Some(n), None, false),
+        Behaviour::StallAfter(n) => (None, Some(n), false),
+        Behaviour::CutMidEvent(n) => (Some(n), None, true),
+        _ => (None, None, false),
+    };
+    let null_usage = if include_usage {
+        r#","usage":null"#
+    } else {
+        ""
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         for i in 0..chunks {
             if reset_after == Some(i) {
+                if half_event {
+                    let half = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choi";
+                    let _ = tx.send(Ok(Bytes::from(half))).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 let _ = tx.send(Err(std::io::Error::other("reset"))).await;
                 return;
             }
             if stall_after == Some(i) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
+            // Like OpenAI: asked for usage, every chunk carries `"usage":null` until the last.
             let chunk = format!(
-                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]{null_usage}}}\n\n"
             );
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 ctl.cancelled.fetch_add(1, Ordering::SeqCst);
@@ -199,8 +215,8 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             }
             tokio::time::sleep(delay).await;
         }
-        let mut tail = String::from(
-            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        let mut tail = format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]{null_usage}}}\n\n",
         );
         if include_usage {
             tail.push_str(&format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":7,\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n", 7 + chunks));
@@ -213,15 +229,22 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
     let body = Body::from_stream(stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }));
-    Response::builder()
+    provider_headers(Response::builder())
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
         .body(body)
         .unwrap()
 }
 
+/// Headers a provider sends that must not reach a client as they are.
+fn provider_headers(b: http::response::Builder) -> http::response::Builder {
+    b.header("set-cookie", "upstream_session=1; Path=/")
+        .header("x-request-id", "req_upstream_1")
+        .header("openai-organization", "org-upstream")
+}
+
 fn json_response(body: String) -> Response {
-    Response::builder()
+    provider_headers(Response::builder())
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap()

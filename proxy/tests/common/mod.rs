@@ -81,12 +81,12 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
     let mut c = ProxyConfig {
         port: 8080,
         timeouts: short_timeouts(),
-        auth: ClientAuth::ApiKeys {
+        auth: Some(ClientAuth::ApiKeys {
             keys: KeySource::Secret(SecretRef {
                 name: "client-keys".into(),
                 key: "keys".into(),
             }),
-        },
+        }),
         ..ProxyConfig::default()
     };
     c.retry.max_attempts = 3;
@@ -106,6 +106,8 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
             api_key: upstream_secret(),
             headers: Default::default(),
             timeouts: None,
+            organization: None,
+            project: None,
         })
         .collect();
     c.models = models
@@ -122,9 +124,9 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
 /// `CLIENT_KEY` as client `team-a`; every other secret holds `UPSTREAM_KEY`).
 pub fn write_secrets(config: &ProxyConfig, dir: &Path) {
     let client_keys = match &config.auth {
-        ClientAuth::ApiKeys {
+        Some(ClientAuth::ApiKeys {
             keys: KeySource::Secret(r),
-        } => Some(r.clone()),
+        }) => Some(r.clone()),
         _ => None,
     };
     for r in config.secret_refs() {
@@ -147,6 +149,10 @@ pub fn write_secrets(config: &ProxyConfig, dir: &Path) {
 pub struct Proxy {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener: health, readiness, metrics.
+    pub admin: SocketAddr,
+    /// Where the secrets live (tests rewrite them to rotate keys).
+    pub secrets_dir: PathBuf,
     pub logs: Arc<Mutex<Vec<String>>>,
     _dir: TempDir,
 }
@@ -167,7 +173,7 @@ impl Proxy {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ai-api-proxy"));
         cmd.arg("--config")
             .arg(path)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {
@@ -183,13 +189,16 @@ impl Proxy {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                     && v["message"] == "listening"
                 {
-                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                    let _ = tx.send((
+                        v["addr"].as_str().unwrap_or_default().to_owned(),
+                        v["admin_addr"].as_str().unwrap_or_default().to_owned(),
+                    ));
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(a) => a.parse().unwrap(),
+        let (addr, admin) = match rx.recv_timeout(Duration::from_secs(15)) {
+            Ok((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
             Err(_) => {
                 let _ = child.kill();
                 panic!(
@@ -201,6 +210,8 @@ impl Proxy {
         Self {
             child,
             addr,
+            admin,
+            secrets_dir: dir.0.join("secrets"),
             logs,
             _dir: dir,
         }
@@ -208,6 +219,11 @@ impl Proxy {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// A URL on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
     }
 
     pub fn sigterm(&self) {
@@ -260,7 +276,7 @@ impl Proxy {
 
     /// Where Prometheus scrapes the proxy: the one place that knows the metrics port and path.
     pub fn metrics_url(&self) -> String {
-        self.url("/metrics")
+        self.admin_url("/metrics")
     }
 
     /// The metrics exposition, as a scraper gets it.
@@ -388,4 +404,31 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     cond()
+}
+
+/// Reads from a raw connection until the peer closes it or `within` passes; returns what was
+/// read and whether the peer closed.
+pub async fn read_to_close(s: &mut tokio::net::TcpStream, within: Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&out).into_owned(), false),
+        }
+    }
+}
+
+/// A raw connection to the proxy's API port.
+pub async fn raw(proxy: &Proxy) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(proxy.addr).await.unwrap()
+}
+
+/// Writes `bytes` on a raw connection.
+pub async fn send(s: &mut tokio::net::TcpStream, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    s.write_all(bytes).await.unwrap();
 }

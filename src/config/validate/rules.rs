@@ -305,13 +305,19 @@ pub(super) fn proxy_in_a_cluster(r: &mut Report, env: &Environment) {
             proxy.port
         )
     });
+    r.check(proxy.admin_port >= 1024, "proxy.admin_port", || {
+        format!(
+            "got {}: the proxy cannot bind ports below 1024 either: expected 1024 to 65535, like 9090",
+            proxy.admin_port
+        )
+    });
     let grace = proxy.shutdown.grace_delay;
     r.check(!grace.get().is_zero(), "proxy.shutdown.grace_delay", || {
         "got `0s`: the pod would refuse connections while Service endpoints still route to it: \
          expected a few seconds, like `5s`"
             .into()
     });
-    if let ClientAuth::ApiKeys { keys } = &proxy.auth {
+    if let Some(ClientAuth::ApiKeys { keys }) = &proxy.auth {
         env_key_source(r, "proxy.auth.api_keys.keys", keys);
     }
     for (i, u) in proxy.upstreams.iter().enumerate() {

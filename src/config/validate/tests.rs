@@ -526,3 +526,30 @@ fn redaction_keeps_the_rest_of_the_message() {
         redact_text(toml)
     );
 }
+
+#[test]
+fn proxy_auth_is_required() {
+    let mut e = production();
+    e.proxy.auth = None;
+    assert_problem(&e, "proxy.auth", &["required", "\"anonymous\""]);
+}
+
+#[test]
+fn proxy_admin_port_is_its_own_and_bindable() {
+    let mut e = production();
+    e.proxy.admin_port = e.proxy.port;
+    assert_problem(&e, "proxy.admin_port", &["must differ from port (8080)"]);
+    e.proxy.admin_port = 90;
+    assert_problem(&e, "proxy.admin_port", &["got 90", "1024"]);
+}
+
+#[test]
+fn proxy_body_budget_holds_the_largest_body() {
+    let mut e = production();
+    e.proxy.limits.body_budget_bytes = 1024;
+    assert_problem(
+        &e,
+        "proxy.limits.body_budget_bytes",
+        &["max_body_bytes (10485760)", "got 1024"],
+    );
+}

@@ -1,10 +1,17 @@
-//! Check-then-forward layers (authentication, rate limit): a [`Check`] decides from the
-//! request alone whether it goes on; the layer's future is either the inner service's or the
-//! refusal. No boxing, so a guard costs a branch, not allocations.
+//! Guards: rules a request must pass before it is routed (authentication, then the client's
+//! limits). A [`Check`] decides from the request alone; what it lets through may ride along to
+//! the answer (the client id for the access log, an in-flight slot until the body ends). The
+//! layer's future is either the inner service's or the refusal: no boxing, so a guard costs a
+//! branch, not allocations.
+
+pub mod auth;
+pub mod keys;
+pub mod limit;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::extract::Request;
@@ -12,14 +19,35 @@ use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::auth::Client;
-use crate::error::ProxyError;
+use crate::api_error::ProxyError;
+
+/// Who is calling: a configured client id, or an anonymous caller identified by IP.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A client from the key file.
+    Key(Arc<str>),
+    /// No authentication configured: the peer address stands for the client.
+    Anonymous(std::net::IpAddr),
+}
+
+impl Client {
+    /// The id for logs: the key id, or `anonymous`.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Key(id) => id,
+            Self::Anonymous(_) => "anonymous",
+        }
+    }
+}
 
 /// One rule a request must pass before it is routed.
 pub trait Check: Clone {
-    /// `Ok` lets the request through (a client it names is added to the response's
-    /// extensions, for the access log); `Err` is answered instead.
-    fn check(&self, request: &mut Request) -> Result<Option<Client>, ProxyError>;
+    /// What a passed request carries to its answer.
+    type Pass: Send + 'static;
+    /// `Ok` lets the request through; `Err` is answered instead.
+    fn check(&self, request: &mut Request) -> Result<Self::Pass, ProxyError>;
+    /// Applies what the check let through to the answer.
+    fn answer(pass: Self::Pass, response: Response) -> Response;
 }
 
 /// The layer that puts a [`Check`] in front of a service.
@@ -51,7 +79,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Guarded<S::Future>;
+    type Future = Guarded<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -59,7 +87,7 @@ where
 
     fn call(&mut self, mut request: Request) -> Self::Future {
         match self.check.check(&mut request) {
-            Ok(client) => Guarded::pass(self.inner.call(request), client),
+            Ok(pass) => Guarded::pass(self.inner.call(request), pass),
             Err(refusal) => Guarded::refuse(refusal.into_response()),
         }
     }
@@ -68,12 +96,12 @@ where
 pin_project! {
     /// The answer of a guarding layer.
     #[project = GuardedProj]
-    pub enum Guarded<F> {
-        /// The request passed; `client`, if set, is added to the response's extensions.
+    pub enum Guarded<F, C: Check> {
+        /// The request passed; what it carries is applied to the answer.
         Pass {
             #[pin]
             inner: F,
-            client: Option<Client>,
+            pass: Option<C::Pass>,
         },
         /// The request was refused with this answer.
         Refused {
@@ -82,7 +110,7 @@ pin_project! {
     }
 }
 
-impl<F> Guarded<F> {
+impl<F, C: Check> Guarded<F, C> {
     /// Refuses with `response`.
     pub fn refuse(response: Response) -> Self {
         Self::Refused {
@@ -91,12 +119,15 @@ impl<F> Guarded<F> {
     }
 
     /// Lets the request through.
-    pub fn pass(inner: F, client: Option<Client>) -> Self {
-        Self::Pass { inner, client }
+    pub fn pass(inner: F, pass: C::Pass) -> Self {
+        Self::Pass {
+            inner,
+            pass: Some(pass),
+        }
     }
 }
 
-impl<F> Future for Guarded<F>
+impl<F, C: Check> Future for Guarded<F, C>
 where
     F: Future<Output = Result<Response, Infallible>>,
 {
@@ -104,12 +135,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            GuardedProj::Pass { inner, client } => {
-                let Ok(mut response) = ready!(inner.poll(cx));
-                if let Some(client) = client.take() {
-                    response.extensions_mut().insert(client);
-                }
-                Poll::Ready(Ok(response))
+            GuardedProj::Pass { inner, pass } => {
+                let Ok(response) = ready!(inner.poll(cx));
+                Poll::Ready(Ok(match pass.take() {
+                    Some(pass) => C::answer(pass, response),
+                    None => response,
+                }))
             }
             GuardedProj::Refused { response } => {
                 Poll::Ready(Ok(response.take().unwrap_or_default()))

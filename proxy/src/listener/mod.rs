@@ -1,3 +1,6 @@
+//! The listener: thread-per-core serving of the API port, with the connection limits of
+//! [`conn`]; the admin port ([`admin`]); and the shutdown sequence ([`shutdown`]).
+//!
 //! Thread-per-core serving: one single-threaded tokio runtime per core, each accepting from
 //! the same listening socket and owning its own upstream connection pools.
 //!
@@ -8,27 +11,18 @@
 //! (the shape NGINX workers have). Every worker waits on the shared socket, so whichever is
 //! free takes the next connection, with no hand-off between threads.
 
-use std::cell::Cell;
-use std::net::SocketAddr;
+pub mod admin;
+pub mod conn;
+pub mod shutdown;
+
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use axum::Router;
-use axum::serve::ListenerExt as _;
 use tokio::sync::{oneshot, watch};
 
-use crate::state::AppState;
-use crate::{logsink, ratelimit, shutdown};
-
-thread_local! {
-    static WORKER: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The index of the worker running on this thread (0 outside workers).
-pub fn worker_index() -> usize {
-    WORKER.with(Cell::get)
-}
+use crate::error::StartError;
+use conn::Conns;
 
 /// How many workers to run: one per available core (cgroup CPU limits included).
 pub fn worker_count() -> usize {
@@ -43,73 +37,75 @@ pub struct Drain {
     pub deadline: Duration,
 }
 
-/// Serves `app` on `listener` until SIGTERM and the drain are over.
+/// After the drain deadline, how long the cut streams get to send their error event.
+const CUT_FLUSH: Duration = Duration::from_secs(1);
+
+/// Binds `addr`.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serves the API on `listener` with `workers` threads until SIGTERM and the drain are over.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
-    state: Arc<AppState>,
+    conns: Conns,
     workers: usize,
+    draining: Arc<AtomicBool>,
     drain: Drain,
-) -> anyhow::Result<()> {
-    let listener = listener
-        .into_std()
-        .context("cannot share the listening socket")?;
+) -> Result<(), StartError> {
+    let listener = listener.into_std().map_err(StartError::Workers)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut finished = Vec::with_capacity(workers);
     for index in 0..workers {
-        let socket = listener
-            .try_clone()
-            .context("cannot share the listening socket")?;
+        let socket = listener.try_clone().map_err(StartError::Workers)?;
         let (done_tx, done_rx) = oneshot::channel::<()>();
-        let app = app.clone();
-        let mut stop = stop_rx.clone();
+        let conns = conns.clone();
+        let stop = stop_rx.clone();
         std::thread::Builder::new()
             .name(format!("proxy-worker-{index}"))
             .spawn(move || {
-                WORKER.with(|w| w.set(index));
+                crate::upstream::set_worker(index);
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
-                let result = runtime.map_err(anyhow::Error::from).and_then(|rt| {
+                let result = runtime.and_then(|rt| {
                     rt.block_on(async move {
-                        let listener = tokio::net::TcpListener::from_std(socket)?.tap_io(|tcp| {
-                            // SSE chunks are small: send each at once.
-                            let _ = tcp.set_nodelay(true);
-                        });
-                        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                        axum::serve(listener, service)
-                            .with_graceful_shutdown(async move {
-                                let _ = stop.wait_for(|s| *s).await;
-                            })
-                            .await?;
-                        anyhow::Ok(())
+                        let listener = tokio::net::TcpListener::from_std(socket)?;
+                        conn::accept_loop(listener, conns, stop).await;
+                        Ok(())
                     })
                 });
                 if let Err(e) = result {
-                    tracing::error!(error = format!("{e:#}"), worker = index, "worker stopped");
+                    tracing::error!(error = %e, worker = index, "worker stopped");
                 }
                 let _ = done_tx.send(());
             })
-            .context("cannot start a worker thread")?;
+            .map_err(StartError::Workers)?;
         finished.push(done_rx);
     }
     drop(listener);
-    tokio::spawn(ratelimit::sweep(state.clone()));
-    tokio::spawn(logsink::flusher());
 
     // After SIGTERM and the grace delay, workers stop accepting and drain.
-    shutdown::stop_accepting(state, drain.grace).await;
+    shutdown::stop_accepting(draining, drain.grace).await;
     let _ = stop_tx.send(true);
     let all_done = async {
         for done in finished {
             let _ = done.await;
         }
     };
-    if tokio::time::timeout(drain.deadline, all_done)
+    tokio::pin!(all_done);
+    if tokio::time::timeout(drain.deadline, &mut all_done)
         .await
         .is_err()
     {
-        tracing::warn!("shutdown: drain deadline reached; cutting remaining requests");
+        tracing::warn!("shutdown: drain deadline reached; ending open streams with an error event");
+        crate::upstream::relay::cut_open_answers();
+        let _ = tokio::time::timeout(CUT_FLUSH, all_done).await;
     }
     Ok(())
 }

@@ -3,10 +3,8 @@
 //! streams get until the drain deadline to finish.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use crate::state::AppState;
 
 /// Waits for SIGTERM or SIGINT.
 async fn signal() {
@@ -33,9 +31,9 @@ async fn signal() {
 }
 
 /// Resolves when the server should stop accepting connections: SIGTERM, then the grace delay.
-pub async fn stop_accepting(state: Arc<AppState>, grace: Duration) {
+pub async fn stop_accepting(draining: Arc<AtomicBool>, grace: Duration) {
     signal().await;
-    state.draining.store(true, Ordering::Release);
+    draining.store(true, Ordering::Release);
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutdown: draining, readiness is 503"

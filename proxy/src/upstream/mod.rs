@@ -1,9 +1,20 @@
-//! One upstream provider: its pooled HTTP client, injected key, extra headers and timeouts.
+//! Upstream: one provider with its pooled HTTP clients (one per worker thread), injected key
+//! (replaceable while running), fixed headers and timeouts; below it, sending with retries
+//! ([`forward`]), relaying the answer ([`relay`], [`sse`], [`usage`]) and the breaker.
 
+pub mod breaker;
+pub mod forward;
+pub mod headers;
+pub mod relay;
+pub mod sse;
+pub mod usage;
+
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_api_proxy_config as config;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
@@ -14,9 +25,24 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::breaker::Breaker;
-use crate::error::ProxyError;
-use crate::settings::StartError;
+use crate::api_error::ProxyError;
+use crate::error::StartError;
+use breaker::Breaker;
+
+thread_local! {
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Tells the pools which worker runs on this thread, so each connection's upstream
+/// connections stay on its thread (see `listener`).
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+/// The index of the worker running on this thread (0 outside workers).
+fn worker_index() -> usize {
+    WORKER.with(Cell::get)
+}
 
 /// Timeouts of one upstream, as standard durations.
 #[derive(Clone, Copy, Debug)]
@@ -57,7 +83,8 @@ pub struct Upstream {
     /// Name for logs and metrics.
     pub name: Arc<str>,
     base: String,
-    authorization: HeaderValue,
+    /// `Bearer <key>`, replaced when the key file changes.
+    authorization: ArcSwap<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Timeouts in force.
     pub timeouts: Timeouts,
@@ -66,33 +93,6 @@ pub struct Upstream {
     /// This upstream's circuit breaker.
     pub breaker: Breaker,
 }
-
-/// Request headers never forwarded: hop-by-hop headers, the client's credentials, and
-/// `accept-encoding` (answers stay uncompressed so usage can be read from them).
-const DROPPED_REQUEST_HEADERS: [HeaderName; 12] = [
-    header::HOST,
-    header::AUTHORIZATION,
-    header::PROXY_AUTHORIZATION,
-    header::CONNECTION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::CONTENT_LENGTH,
-    header::COOKIE,
-    header::ACCEPT_ENCODING,
-    HeaderName::from_static("keep-alive"),
-];
-
-/// Response headers never passed back: hop-by-hop ones.
-pub const DROPPED_RESPONSE_HEADERS: [HeaderName; 6] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::TRAILER,
-    header::PROXY_AUTHENTICATE,
-    HeaderName::from_static("keep-alive"),
-];
 
 impl Upstream {
     /// Builds the upstream from its configuration and its key (already read from its source).
@@ -107,16 +107,25 @@ impl Upstream {
             upstream: cfg.name.clone(),
             message,
         };
-        let mut authorization = HeaderValue::try_from(format!("Bearer {key}"))
-            .map_err(|_| bad("the API key contains characters not allowed in a header".into()))?;
-        authorization.set_sensitive(true);
+        let authorization =
+            authorization(key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
+        let selectors = [
+            ("openai-organization", &cfg.organization),
+            ("openai-project", &cfg.project),
+        ];
         let headers = cfg
             .headers
             .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(
+                selectors
+                    .iter()
+                    .filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))),
+            )
             .map(|(k, v)| {
-                let name = HeaderName::try_from(k.as_str())
-                    .map_err(|_| bad(format!("bad header name `{k}`")))?;
-                let value = HeaderValue::try_from(v.as_str())
+                let name =
+                    HeaderName::try_from(k).map_err(|_| bad(format!("bad header name `{k}`")))?;
+                let value = HeaderValue::try_from(v)
                     .map_err(|_| bad(format!("bad value for header `{k}`")))?;
                 Ok((name, value))
             })
@@ -153,7 +162,7 @@ impl Upstream {
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             base,
-            authorization,
+            authorization: ArcSwap::from_pointee(authorization),
             headers,
             timeouts,
             clients,
@@ -161,8 +170,17 @@ impl Upstream {
         })
     }
 
+    /// Replaces the key (the key file changed); the old one stays if the new one is unusable.
+    pub fn set_key(&self, key: &str) -> Result<(), &'static str> {
+        let value = authorization(key)
+            .map_err(|()| "the key contains characters not allowed in a header")?;
+        self.authorization.store(Arc::new(value));
+        Ok(())
+    }
+
     /// The upstream request for a client request: `suffix` is the path after `/v1` plus the
-    /// query. The client's `Authorization` is replaced by this upstream's key.
+    /// query. Only allowed client headers go along ([`headers`]); then this upstream's fixed
+    /// headers and its key.
     pub fn build_request(
         &self,
         method: &Method,
@@ -180,15 +198,14 @@ impl Upstream {
             .map_err(|_| ProxyError::Internal)?;
         let headers = request.headers_mut();
         headers.reserve(client_headers.len() + self.headers.len() + 1);
-        for (name, value) in client_headers {
-            if !DROPPED_REQUEST_HEADERS.contains(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
+        headers::forward_request(client_headers, headers);
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
-        headers.insert(header::AUTHORIZATION, self.authorization.clone());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::clone(&self.authorization.load()),
+        );
         Ok(request)
     }
 
@@ -198,7 +215,7 @@ impl Upstream {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, SendError> {
-        let index = crate::runtime::worker_index() % self.clients.len().max(1);
+        let index = worker_index() % self.clients.len().max(1);
         let Some(client) = self.clients.get(index) else {
             return Err(SendError::Broken);
         };
@@ -210,6 +227,13 @@ impl Upstream {
             }
         })
     }
+}
+
+/// `Bearer <key>` as a sensitive header value (never printed by `Debug`).
+fn authorization(key: &str) -> Result<HeaderValue, ()> {
+    let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| ())?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -225,6 +249,8 @@ mod tests {
             api_key: KeySource::Env("X".into()),
             headers: [("x-team".to_owned(), "blue".to_owned())].into(),
             timeouts: None,
+            organization: Some("org-ours".into()),
+            project: None,
         };
         let up = Upstream::new(
             &cfg,
@@ -240,6 +266,10 @@ mod tests {
             HeaderValue::from_static("Bearer sk-client"),
         );
         client.insert(header::COOKIE, HeaderValue::from_static("a=b"));
+        client.insert(
+            "openai-organization",
+            HeaderValue::from_static("org-theirs"),
+        );
         client.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -258,5 +288,12 @@ mod tests {
         assert_eq!(req.headers()["x-team"], "blue");
         assert_eq!(req.headers()[header::CONTENT_TYPE], "application/json");
         assert!(req.headers().get(header::COOKIE).is_none());
+        assert_eq!(req.headers()["openai-organization"], "org-ours");
+        up.set_key("sk-rotated").unwrap();
+        assert!(up.set_key("bad\nkey").is_err());
+        let req = up
+            .build_request(&Method::GET, "/models", &client, Bytes::new())
+            .unwrap();
+        assert_eq!(req.headers()[header::AUTHORIZATION], "Bearer sk-rotated");
     }
 }

@@ -1,9 +1,12 @@
-//! Prometheus metrics, served in the text exposition format at `endpoints.metrics`. Names,
-//! help texts and buckets come from the catalogue in `ai_api_proxy_config::metrics`.
+//! Prometheus metrics, served in the text exposition format at `endpoints.metrics` on the
+//! admin listener. Names, help texts, buckets and label values come from the catalogue in
+//! `ai_api_proxy_config::metrics`.
 
 use std::sync::Arc;
 
 use ai_api_proxy_config::metrics as catalogue;
+
+use crate::limits::{LimitMetrics, ReasonLabels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -39,6 +42,8 @@ pub struct UpstreamLabels {
 /// Labels of token counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
+    /// Client key id (`anonymous` without authentication): ids are configured, so bounded.
+    pub client: Arc<str>,
     /// Configured model name.
     pub model: Arc<str>,
     /// `prompt` or `completion`.
@@ -50,8 +55,22 @@ pub struct TokenLabels {
 pub struct StreamErrorLabels {
     /// Upstream name.
     pub upstream: Arc<str>,
-    /// `reset`, `idle_timeout` or `total_timeout`.
+    /// One of `catalogue::STREAM_ERROR_REASONS`.
     pub reason: &'static str,
+}
+
+/// Labels naming a watched secret file (`client_keys`, or `upstream:<name>`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FileLabels {
+    /// Which file.
+    pub file: Arc<str>,
+}
+
+/// Labels naming where a client was too slow.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    /// One of `catalogue::CLIENT_TIMEOUT_PHASES`.
+    pub phase: &'static str,
 }
 
 /// The catalogue's latency buckets (1 ms to about 2 min).
@@ -85,6 +104,24 @@ pub struct Metrics {
     pub breaker_state: Family<UpstreamLabels, Gauge>,
     /// Streams cut after the first byte, by upstream and reason.
     pub stream_errors: Family<StreamErrorLabels, Counter>,
+    /// Requests refused because their client had too many in flight.
+    pub in_flight_limited: Counter,
+    /// Requests refused because the request-body budget was spent.
+    pub body_budget_rejected: Counter,
+    /// Client connections open on the API port.
+    pub open_connections: Gauge,
+    /// Connections refused because `limits.max_connections` were open.
+    pub connections_rejected: Counter,
+    /// Clients too slow sending headers or a body, by phase.
+    pub client_timeouts: Family<PhaseLabels, Counter>,
+    /// Upstream 401/403 answers (the proxy's upstream key is wrong), by upstream.
+    pub upstream_auth_failures: Family<UpstreamLabels, Counter>,
+    /// Secret files reloaded after a change, by file.
+    pub key_reloads: Family<FileLabels, Counter>,
+    /// Changed secret files that could not be used (the old keys stay), by file.
+    pub key_reload_failures: Family<FileLabels, Counter>,
+    /// The per-key policies' limiter: store health, round trips, refusals.
+    pub limits: LimitMetrics,
 }
 
 impl Metrics {
@@ -101,6 +138,15 @@ impl Metrics {
             retries: Family::default(),
             breaker_state: Family::default(),
             stream_errors: Family::default(),
+            in_flight_limited: Counter::default(),
+            body_budget_rejected: Counter::default(),
+            open_connections: Gauge::default(),
+            connections_rejected: Counter::default(),
+            client_timeouts: Family::default(),
+            upstream_auth_failures: Family::default(),
+            key_reloads: Family::default(),
+            key_reload_failures: Family::default(),
+            limits: LimitMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -148,6 +194,57 @@ impl Metrics {
             catalogue::STREAM_ERRORS.help,
             m.stream_errors.clone(),
         );
+        for (metric, family) in [
+            (catalogue::CLIENT_IN_FLIGHT_LIMITED, &m.in_flight_limited),
+            (catalogue::BODY_BUDGET_REJECTED, &m.body_budget_rejected),
+            (catalogue::CONNECTIONS_REJECTED, &m.connections_rejected),
+        ] {
+            registry.register(metric.name, metric.help, family.clone());
+        }
+        registry.register(
+            catalogue::OPEN_CONNECTIONS.name,
+            catalogue::OPEN_CONNECTIONS.help,
+            m.open_connections.clone(),
+        );
+        registry.register(
+            catalogue::CLIENT_TIMEOUTS.name,
+            catalogue::CLIENT_TIMEOUTS.help,
+            m.client_timeouts.clone(),
+        );
+        registry.register(
+            catalogue::UPSTREAM_AUTH_FAILURES.name,
+            catalogue::UPSTREAM_AUTH_FAILURES.help,
+            m.upstream_auth_failures.clone(),
+        );
+        registry.register(
+            catalogue::KEY_RELOADS.name,
+            catalogue::KEY_RELOADS.help,
+            m.key_reloads.clone(),
+        );
+        registry.register(
+            catalogue::KEY_RELOAD_FAILURES.name,
+            catalogue::KEY_RELOAD_FAILURES.help,
+            m.key_reload_failures.clone(),
+        );
+        let l = &m.limits;
+        for (metric, counter) in [
+            (catalogue::SHARED_LIMITS_STORE_FAILURES, &l.store_failures),
+            (catalogue::SHARED_LIMITS_EXCHANGES, &l.store_exchanges),
+        ] {
+            registry.register(metric.name, metric.help, counter.clone());
+        }
+        let degraded = catalogue::SHARED_LIMITS_DEGRADED;
+        registry.register(degraded.name, degraded.help, l.degraded.clone());
+        let refusals = catalogue::POLICY_REFUSALS;
+        registry.register(refusals.name, refusals.help, l.refusals.clone());
+        for reason in catalogue::POLICY_REFUSAL_REASONS {
+            l.refusals.get_or_create(&ReasonLabels { reason }).inc_by(0);
+        }
+        for phase in catalogue::CLIENT_TIMEOUT_PHASES {
+            m.client_timeouts
+                .get_or_create(&PhaseLabels { phase })
+                .inc_by(0);
+        }
         // Every upstream's series exist from the start, so dashboards and alerts see zeros.
         for name in upstreams {
             let labels = UpstreamLabels {
@@ -155,7 +252,8 @@ impl Metrics {
             };
             m.breaker_state.get_or_create(&labels).set(0);
             m.retries.get_or_create(&labels).inc_by(0);
-            for reason in ["reset", "idle_timeout", "total_timeout"] {
+            m.upstream_auth_failures.get_or_create(&labels).inc_by(0);
+            for reason in catalogue::STREAM_ERROR_REASONS {
                 m.stream_errors
                     .get_or_create(&StreamErrorLabels {
                         upstream: name.clone(),

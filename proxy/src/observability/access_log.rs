@@ -13,24 +13,21 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::Method;
-use http::header::HeaderName;
 use http_body::{Body as _, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::{Layer, Service};
 
-use crate::auth::Client;
-use crate::error::ErrorCode;
-use crate::metrics::{ModelLabels, RequestLabels};
-use crate::relay::{BoxError, Exchange};
-use crate::state::AppState;
-
-/// The request id header, taken from the client or made, returned, and logged.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use super::logsink;
+use super::metrics::{Metrics, ModelLabels, RequestLabels};
+use crate::api_error::ErrorCode;
+use crate::guard::Client;
+pub use crate::upstream::headers::X_REQUEST_ID;
+use crate::upstream::relay::{BoxError, Exchange};
 
 /// The facts of one request, logged when dropped.
 pub struct Record {
-    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
     start: Instant,
     method: Method,
     path: String,
@@ -47,7 +44,7 @@ pub struct Record {
 impl Drop for Record {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        let m = &self.state.metrics;
+        let m = &self.metrics;
         m.in_flight.dec();
         static DASH: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
         let dash = DASH.clone();
@@ -69,7 +66,7 @@ impl Drop for Record {
         let e = self.exchange.as_deref();
         let usage = e.and_then(|e| e.usage.get());
         let line = Line {
-            timestamp: crate::logsink::timestamp(),
+            timestamp: logsink::timestamp(),
             level: "INFO",
             target: "access",
             request_id: &self.request_id,
@@ -90,7 +87,7 @@ impl Drop for Record {
             prompt_tokens: usage.map(|u| u.prompt_tokens),
             completion_tokens: usage.map(|u| u.completion_tokens),
         };
-        crate::logsink::write_line(|buf| {
+        logsink::write_line(|buf| {
             let _ = serde_json::to_writer(buf, &line);
         });
     }
@@ -126,7 +123,7 @@ struct Line<'a> {
 /// Layer (inside request-id, outside everything else, so it sees every answer, refusals
 /// included).
 #[derive(Clone)]
-pub struct AccessLogLayer(pub Arc<AppState>);
+pub struct AccessLogLayer(pub Arc<Metrics>);
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
@@ -134,7 +131,7 @@ impl<S> Layer<S> for AccessLogLayer {
     fn layer(&self, inner: S) -> AccessLog<S> {
         AccessLog {
             inner,
-            state: self.0.clone(),
+            metrics: self.0.clone(),
         }
     }
 }
@@ -143,7 +140,7 @@ impl<S> Layer<S> for AccessLogLayer {
 #[derive(Clone)]
 pub struct AccessLog<S> {
     inner: S,
-    state: Arc<AppState>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<Request> for AccessLog<S>
@@ -159,14 +156,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        // Probes and scrapes are not logged (nor counted as requests).
-        if self.state.is_unauthenticated(request.uri().path()) {
-            return Logging {
-                inner: self.inner.call(request),
-                record: None,
-            };
-        }
-        self.state.metrics.in_flight.inc();
+        self.metrics.in_flight.inc();
         let record = Record {
             start: Instant::now(),
             method: request.method().clone(),
@@ -183,7 +173,7 @@ where
             error: None,
             bytes: 0,
             complete: false,
-            state: self.state.clone(),
+            metrics: self.metrics.clone(),
         };
         Logging {
             inner: self.inner.call(request),

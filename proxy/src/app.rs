@@ -1,0 +1,103 @@
+//! The API application: its routes and the layer stack in front of them, each layer saying
+//! why it sits where it does. Health, readiness and metrics are not here: they are served on
+//! the admin listener only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ai_api_proxy_config::Cors;
+use axum::Router;
+use axum::routing::{get, post};
+use http::Method;
+use http::header::{self, HeaderValue};
+use tower::ServiceBuilder;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+
+use crate::error::StartError;
+use crate::guard::GuardLayer;
+use crate::guard::auth::Authenticate;
+use crate::guard::limit::{ClientLimits, Throttle};
+use crate::observability::access_log::{AccessLogLayer, X_REQUEST_ID};
+use crate::observability::metrics::Metrics;
+use crate::routing::{self, Routes};
+
+/// Makes request ids: 128 random bits in hex.
+#[derive(Clone, Copy, Debug)]
+struct MakeId;
+
+impl MakeRequestId for MakeId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        HeaderValue::try_from(format!("{:032x}", fastrand::u128(..)))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The API application.
+pub fn api(
+    routes: Arc<Routes>,
+    auth: Authenticate,
+    limits: Arc<ClientLimits>,
+    metrics: Arc<Metrics>,
+    cors: &Cors,
+) -> Result<Router, StartError> {
+    let api = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(routing::by_model).fallback(routing::method_not_allowed),
+        )
+        .route(
+            "/v1/completions",
+            post(routing::by_model).fallback(routing::method_not_allowed),
+        )
+        .route(
+            "/v1/embeddings",
+            post(routing::by_model).fallback(routing::method_not_allowed),
+        )
+        .route(
+            "/v1/models",
+            get(routing::models).fallback(routing::method_not_allowed),
+        )
+        // Pass-through paths and 404s: looked up in a map, so configured paths never clash
+        // with the routes above.
+        .fallback(routing::fallback);
+
+    let stack = ServiceBuilder::new()
+        // Outermost: every answer, errors included, carries an id clients can quote.
+        .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeId))
+        .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
+        // Sees the final status of every request (rate-limited and unauthenticated too).
+        .layer(AccessLogLayer(metrics))
+        // Before authentication: browsers send preflights without credentials.
+        .option_layer(cors_layer(cors)?)
+        // Nothing past this point runs for an unknown client.
+        .layer(GuardLayer(auth))
+        // Needs the client identity; before routing so a flood never reaches upstreams.
+        .layer(GuardLayer(Throttle(limits)));
+    Ok(api.layer(stack).with_state(routes))
+}
+
+/// CORS from the explicit origin list; none configured means no cross-origin access at all.
+fn cors_layer(cors: &Cors) -> Result<Option<CorsLayer>, StartError> {
+    if cors.allowed_origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = cors
+        .allowed_origins
+        .iter()
+        .map(|o| HeaderValue::try_from(o.as_str()).map_err(|_| StartError::Cors(o.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            // OpenAI's browser SDK adds its own `x-stainless-*` headers; origins are exact,
+            // so echoing the requested headers opens nothing.
+            .allow_headers(AllowHeaders::mirror_request())
+            .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(86400)),
+    ))
+}

@@ -1,0 +1,127 @@
+//! Client authentication: `Authorization: Bearer <key>` checked against the key store.
+//!
+//! Every request on the API port is checked: health, readiness and metrics live on the admin
+//! listener, so there is no list of exceptions for a new route to slip onto.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use http::header::AUTHORIZATION;
+
+use super::keys::KeyStore;
+use super::{Check, Client};
+use crate::api_error::ProxyError;
+
+/// How clients are checked.
+#[derive(Clone)]
+pub enum Authenticate {
+    /// Keys from the (reloadable) key store.
+    Keys(Arc<KeyStore>),
+    /// Everyone is let in (explicitly configured); the peer address stands for the client.
+    Anonymous,
+}
+
+/// The credentials of an `Authorization` value with the `Bearer` scheme, matched without
+/// regard to case as RFC 9110 (section 11.1) says; `None` for any other scheme.
+pub fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let split = value.iter().position(|b| *b == b' ' || *b == b'\t')?;
+    let (scheme, rest) = value.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+impl Authenticate {
+    /// Identifies the caller of `request`, or says why not.
+    pub fn identify(&self, request: &Request) -> Result<Client, ProxyError> {
+        match self {
+            Self::Anonymous => {
+                let ip = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+                Ok(Client::Anonymous(ip))
+            }
+            Self::Keys(store) => {
+                let header = request
+                    .headers()
+                    .get(AUTHORIZATION)
+                    .ok_or(ProxyError::MissingKey)?;
+                let token = bearer(header.as_bytes()).ok_or(ProxyError::MissingKey)?;
+                store
+                    .lookup(token)
+                    .map(Client::Key)
+                    .ok_or(ProxyError::InvalidKey)
+            }
+        }
+    }
+}
+
+impl Check for Authenticate {
+    type Pass = Client;
+
+    fn check(&self, request: &mut Request) -> Result<Client, ProxyError> {
+        let client = self.identify(request)?;
+        request.extensions_mut().insert(client.clone());
+        Ok(client)
+    }
+
+    /// The client goes into the response's extensions, for the access log.
+    fn answer(client: Client, mut response: Response) -> Response {
+        response.extensions_mut().insert(client);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::keys::{hash_hex, parse};
+
+    fn request(auth: Option<&str>) -> Request {
+        let mut b = http::Request::builder().uri("/v1/models");
+        if let Some(a) = auth {
+            b = b.header(AUTHORIZATION, a);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn accepts_listed_keys_only_with_any_case_of_bearer() {
+        let file = format!("# comment\n\nteam-a:{}\n", hash_hex("sk-a"));
+        let auth = Authenticate::Keys(Arc::new(KeyStore::new(parse(&file).unwrap())));
+        for ok in [
+            "Bearer sk-a",
+            "bearer sk-a",
+            "BEARER  sk-a ",
+            "bEaReR\tsk-a",
+        ] {
+            let client = auth.identify(&request(Some(ok))).unwrap();
+            assert_eq!(client.id(), "team-a", "{ok}");
+        }
+        assert!(matches!(
+            auth.identify(&request(Some("Bearer sk-b"))),
+            Err(ProxyError::InvalidKey)
+        ));
+        for missing in [
+            None,
+            Some("Basic x"),
+            Some("Bearer"),
+            Some("Bearer  "),
+            Some("Bearersk-a"),
+        ] {
+            assert!(
+                matches!(
+                    auth.identify(&request(missing)),
+                    Err(ProxyError::MissingKey)
+                ),
+                "{missing:?}"
+            );
+        }
+    }
+}

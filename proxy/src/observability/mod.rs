@@ -1,0 +1,5 @@
+//! Observability: Prometheus metrics and the access log.
+
+pub mod access_log;
+pub mod logsink;
+pub mod metrics;

@@ -1,0 +1,239 @@
+//! Routing: the OpenAI API handlers. Read the body (bounded), read `model`, pick the model's
+//! upstreams, forward.
+
+pub mod body;
+pub mod model;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ai_api_proxy_config::ProxyConfig;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+
+use crate::api_error::{ProxyError, Result};
+use crate::error::StartError;
+use crate::guard::Client;
+use crate::limits::Limiter;
+use crate::metering;
+use crate::upstream::Upstream;
+use crate::upstream::forward::{Forwarder, Outgoing};
+use body::{BodyLimits, Budget};
+
+/// A model and the upstreams that serve it, in fallback order.
+pub struct Route {
+    /// The model name.
+    pub name: Arc<str>,
+    /// Upstreams in order.
+    pub upstreams: Vec<Arc<Upstream>>,
+}
+
+/// What the handlers need: routes, body limits, and the forwarder.
+pub struct Routes {
+    /// Model routes by name.
+    models: HashMap<String, Route>,
+    /// Pass-through paths.
+    passthrough: HashMap<String, Arc<Upstream>>,
+    /// The `/v1/models` answer, rendered once.
+    models_body: Bytes,
+    body: BodyLimits,
+    budget: Arc<Budget>,
+    forwarder: Forwarder,
+    /// Per-key policies: models, rates, budgets.
+    limiter: Arc<Limiter>,
+}
+
+impl Routes {
+    /// Routes of `config` over the built `upstreams`.
+    pub fn new(
+        config: &ProxyConfig,
+        upstreams: &HashMap<String, Arc<Upstream>>,
+        budget: Arc<Budget>,
+        forwarder: Forwarder,
+        limiter: Arc<Limiter>,
+    ) -> Result<Self, StartError> {
+        let find = |name: &str| {
+            upstreams
+                .get(name)
+                .cloned()
+                .ok_or_else(|| StartError::Upstream {
+                    upstream: name.to_owned(),
+                    message: "not defined".into(),
+                })
+        };
+        let mut models = HashMap::new();
+        for m in &config.models {
+            let route = Route {
+                name: Arc::from(m.name.as_str()),
+                upstreams: m
+                    .upstreams
+                    .iter()
+                    .map(|u| find(u))
+                    .collect::<Result<_, _>>()?,
+            };
+            models.insert(m.name.clone(), route);
+        }
+        let passthrough = config
+            .passthrough
+            .iter()
+            .map(|p| Ok((p.path.clone(), find(&p.upstream)?)))
+            .collect::<Result<_, StartError>>()?;
+        let l = &config.limits;
+        Ok(Self {
+            models,
+            passthrough,
+            models_body: models_json(config),
+            body: BodyLimits {
+                max: config.max_body_bytes,
+                idle: l.body_read_idle.get(),
+                total: l.body_read_total.get(),
+            },
+            budget,
+            forwarder,
+            limiter,
+        })
+    }
+}
+
+/// The path after `/v1`, with the query: what is appended to an upstream's base URL.
+fn suffix(uri: &http::Uri) -> &str {
+    let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    pq.strip_prefix("/v1").unwrap_or(pq)
+}
+
+/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: routed by model.
+pub async fn by_model(State(routes): State<Arc<Routes>>, request: Request) -> Response {
+    match by_model_inner(&routes, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn by_model_inner(routes: &Routes, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    // Held until the upstream's answer has started: the body is in memory until then.
+    let (body, _reserved) = body::read(body, &parts.headers, routes.body, &routes.budget).await?;
+    let (model, facts) = model::read(&body)?;
+    let route = routes
+        .models
+        .get(model.as_ref())
+        .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
+    let (client, label) = client_ids(&parts.extensions);
+    // After routing (the model is known, and 404 comes first) and before the upstream.
+    let permit = routes
+        .limiter
+        .admit(&client, &route.name, facts.estimate(body.len()))
+        .await?;
+    // Every stream is metered: ask for usage when the client did not (taken back out below).
+    let with_usage = facts
+        .needs_usage_added()
+        .then(|| metering::with_usage_requested(&body))
+        .flatten();
+    let usage_added = with_usage.is_some();
+    let out = Outgoing {
+        method: &parts.method,
+        suffix: suffix(&parts.uri),
+        headers: &parts.headers,
+        model: route.name.clone(),
+        client: label,
+        body: with_usage.map_or_else(|| body.clone(), Bytes::from),
+    };
+    let response = routes.forwarder.forward(&route.upstreams, out).await;
+    Ok(metering::meter(response, permit, usage_added))
+}
+
+/// The client's id for its policy (its key id, or its address when anonymous), and for metric
+/// labels (its key id, or `anonymous`: configured ids only, so the label set stays bounded).
+fn client_ids(extensions: &http::Extensions) -> (Arc<str>, Arc<str>) {
+    match extensions.get::<Client>() {
+        Some(Client::Key(id)) => (id.clone(), id.clone()),
+        Some(Client::Anonymous(ip)) => (Arc::from(ip.to_string()), Arc::from("anonymous")),
+        None => (Arc::from("anonymous"), Arc::from("anonymous")),
+    }
+}
+
+/// Configured pass-through paths: forwarded as they are to their upstream; anything else 404.
+pub async fn fallback(State(routes): State<Arc<Routes>>, request: Request) -> Response {
+    let Some(up) = routes.passthrough.get(request.uri().path()).cloned() else {
+        return unknown(request).into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let (body, _reserved) =
+        match body::read(body, &parts.headers, routes.body, &routes.budget).await {
+            Ok(b) => b,
+            Err(e) => return e.into_response(),
+        };
+    let out = Outgoing {
+        method: &parts.method,
+        suffix: suffix(&parts.uri),
+        headers: &parts.headers,
+        model: Arc::from("-"),
+        client: client_ids(&parts.extensions).1,
+        body,
+    };
+    routes
+        .forwarder
+        .forward(std::slice::from_ref(&up), out)
+        .await
+}
+
+/// `GET /v1/models`, answered from configuration.
+pub async fn models(State(routes): State<Arc<Routes>>) -> Response {
+    let mut r = Response::new(Body::from(routes.models_body.clone()));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Everything else: 404 in OpenAI's shape.
+fn unknown(request: Request) -> ProxyError {
+    ProxyError::UnknownUrl {
+        method: request.method().clone(),
+        path: truncate(request.uri().path()),
+    }
+}
+
+/// Wrong method on a known path: 405 in OpenAI's shape.
+pub async fn method_not_allowed(request: Request) -> ProxyError {
+    ProxyError::MethodNotAllowed {
+        method: request.method().clone(),
+        path: truncate(request.uri().path()),
+    }
+}
+
+/// Client-supplied text echoed in errors is bounded.
+fn truncate(s: &str) -> String {
+    s.chars().take(256).collect()
+}
+
+/// OpenAI's model list, answered from configuration.
+fn models_json(config: &ProxyConfig) -> Bytes {
+    let data: Vec<_> = config
+        .models
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.upstreams.first().map_or("", String::as_str),
+            })
+        })
+        .collect();
+    let body = serde_json::json!({ "object": "list", "data": data });
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_keeps_query() {
+        let uri: http::Uri = "/v1/chat/completions?chunks=3".parse().unwrap();
+        assert_eq!(suffix(&uri), "/chat/completions?chunks=3");
+    }
+}

@@ -1,0 +1,115 @@
+//! Header policy between clients and upstreams: an explicit allowlist of what a client's
+//! request may carry to an upstream, and what an upstream's answer may not carry back.
+//!
+//! Never forwarded: client credentials (`authorization`, `x-api-key`, `api-key`), cookies,
+//! `OpenAI-Organization` / `OpenAI-Project` (per upstream from configuration instead),
+//! hop-by-hop headers, and `accept-encoding` (answers stay uncompressed so usage can be read).
+//! Never passed back: `set-cookie`, hop-by-hop headers, the upstream's organization and
+//! project; the upstream's `x-request-id` goes out as `x-upstream-request-id`, so the client
+//! keeps the proxy's id.
+
+use http::header::{self, HeaderMap, HeaderName};
+
+/// The request id header: the client's or the proxy's, returned to the client and logged.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request headers a client may send to an upstream.
+const FORWARDED: [HeaderName; 6] = [
+    header::ACCEPT,
+    header::CONTENT_TYPE,
+    header::USER_AGENT,
+    HeaderName::from_static("openai-beta"),
+    HeaderName::from_static("idempotency-key"),
+    X_REQUEST_ID,
+];
+
+/// The upstream's request id, renamed on the way back.
+pub const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
+
+/// Response headers an upstream may not pass back.
+const DROPPED_RESPONSE: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::TRAILER,
+    header::PROXY_AUTHENTICATE,
+    header::SET_COOKIE,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("openai-organization"),
+    HeaderName::from_static("openai-project"),
+];
+
+/// Copies the allowed headers of a client request into `out`.
+pub fn forward_request(client: &HeaderMap, out: &mut HeaderMap) {
+    for name in &FORWARDED {
+        for value in client.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Cleans an upstream's response headers before they reach the client.
+pub fn clean_response(headers: &mut HeaderMap) {
+    for name in &DROPPED_RESPONSE {
+        headers.remove(name);
+    }
+    if let Some(id) = headers.remove(X_REQUEST_ID) {
+        headers.insert(X_UPSTREAM_REQUEST_ID, id);
+    }
+}
+
+/// Is this a header value a client may never see from an upstream?
+#[cfg(test)]
+fn dropped(name: &str) -> bool {
+    DROPPED_RESPONSE.iter().any(|h| h == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn only_allowed_request_headers_go_out() {
+        let mut client = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer sk-client"),
+            ("x-api-key", "sk-client"),
+            ("api-key", "sk-client"),
+            ("cookie", "a=b"),
+            ("openai-organization", "org-client"),
+            ("openai-project", "proj_client"),
+            ("accept-encoding", "gzip"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("content-type", "application/json"),
+            ("openai-beta", "assistants=v2"),
+            ("x-request-id", "abc"),
+        ] {
+            client.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let mut out = HeaderMap::new();
+        forward_request(&client, &mut out);
+        let mut names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "openai-beta", "x-request-id"]);
+    }
+
+    #[test]
+    fn cookies_and_upstream_ids_do_not_come_back() {
+        let mut h = HeaderMap::new();
+        h.insert(header::SET_COOKIE, HeaderValue::from_static("s=1"));
+        h.insert(X_REQUEST_ID, HeaderValue::from_static("req_up"));
+        h.insert("openai-organization", HeaderValue::from_static("org-ours"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        clean_response(&mut h);
+        assert!(dropped("set-cookie"));
+        assert!(h.get(header::SET_COOKIE).is_none());
+        assert!(h.get("openai-organization").is_none());
+        assert!(h.get(X_REQUEST_ID).is_none());
+        assert_eq!(h[X_UPSTREAM_REQUEST_ID], "req_up");
+        assert_eq!(h[header::CONTENT_TYPE], "text/event-stream");
+    }
+}
