@@ -27,6 +27,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Check the environment files with Taplo through .taplo.toml (what editors see; needs npm).
+taplo:
+    bash .ci/taplo-check
+
 # Validate out/ with kubernetes-validate (strict) and checkov (needs: pip install kubernetes-validate checkov).
 validate:
     bash .ci/validate-manifests
@@ -39,7 +43,7 @@ bench:
 # The proxy side by side with NGINX under ../shared/bench (needs nginx and wrk).
 bench-proxy:
     cargo build --release --locked -p ai-api-proxy
-    cd {{justfile_directory()}}/../shared/bench && PROXY_PORT=18083 PROXY_NAME=ai-api-proxy PROXY_CMD={{justfile_directory()}}/proxy/bench-hook.sh ./run_nginx_anchor.sh
+    cd {{justfile_directory()}}/../shared/bench && BENCH_ANONYMOUS=1 PROXY_HEALTH_PATH=/v1/models PROXY_PORT=18083 PROXY_NAME=ai-api-proxy PROXY_CMD={{justfile_directory()}}/proxy/bench-hook.sh ./run_nginx_anchor.sh
 
 # Everything CI does.
 ci:

@@ -6,12 +6,14 @@
 # The rate limit and the per-client in-flight cap are lifted so they never interfere with
 # throughput runs (every other limit keeps its default: their cost is part of the figures).
 # The admin listener (health, metrics) takes any free port.
-# BENCH_ANONYMOUS=1 switches client authentication off instead: the harness's memory probe
-# (1,000 streams) sends no Authorization header, and would only measure 401s otherwise.
+# BENCH_ANONYMOUS=1 switches client authentication off instead (explicitly, "auth": "anonymous").
+# The harness waits for 2xx from `PROXY_HEALTH_PATH` on the API port without a key, and the
+# proxy serves /health only on its admin port: run with BENCH_ANONYMOUS=1 and
+# PROXY_HEALTH_PATH=/v1/models (answered from configuration, no upstream call).
 #
 #   cargo build --release --locked -p ai-api-proxy
-#   cd ../shared/bench && PROXY_PORT=18083 PROXY_NAME=ai-api-proxy \
-#     PROXY_CMD="$PWD/../../main/proxy/bench-hook.sh" ./run_nginx_anchor.sh
+#   cd ../shared/bench && BENCH_ANONYMOUS=1 PROXY_HEALTH_PATH=/v1/models PROXY_PORT=18083 \
+#     PROXY_NAME=ai-api-proxy PROXY_CMD="$PWD/../../main/proxy/bench-hook.sh" ./run_nginx_anchor.sh
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 : "${PROXY_PORT:?PROXY_PORT must be set}" "${UPSTREAM_URL:?UPSTREAM_URL must be set}"

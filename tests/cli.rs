@@ -191,7 +191,7 @@ fn schema_describes_the_environment_file() {
     let s = Sandbox::new();
     let o = s.run(&["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(schema["title"], "Environment");
+    assert_eq!(schema["title"], "Environment layer");
     assert_eq!(
         schema["additionalProperties"], false,
         "unknown keys are rejected by the schema too"
@@ -210,6 +210,10 @@ fn every_command_has_complete_help() {
         vec!["plan", "--help"],
         vec!["envs", "--help"],
         vec!["schema", "--help"],
+        vec!["config", "--help"],
+        vec!["diff", "--help"],
+        vec!["completions", "--help"],
+        vec!["man", "--help"],
     ] {
         let o = s.run(&args);
         assert!(o.status.success());

@@ -1,6 +1,11 @@
 //! What a security reviewer checks, through the real binary: no implicit open proxy, the
 //! bearer scheme in any case, the header policy both ways, an upstream refusing our key, and
 //! keys rotated by rewriting their mounted files while the proxy runs.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test"
+)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Command-line interface: one module per subcommand, each with its arguments and `run`.
 
 mod apply;
+mod config;
+mod diff;
+mod docs;
 mod envs;
 mod plan;
 mod render;
@@ -57,11 +60,34 @@ enum Command {
     /// account. Exit status: 0 applied (and rolled out), 1 on an invalid environment, a failed
     /// preflight, an API error, or a rollout that failed or timed out; 2 on a usage error.
     Apply(apply::ApplyArgs),
+    /// Show the merged environment as TOML, each value followed by where it came from.
+    ///
+    /// Values are the validated environment's, defaults included: after each, the file and
+    /// line, the INFRA_* variable or the --set flag that set it, or `default`. Nothing a secret
+    /// could hide in is printed.
+    Config(config::ConfigArgs),
+    /// Show what promoting one environment's settings to another would change, object by object.
+    ///
+    /// Renders both (`--env` with its --set flags, and `--against`) and compares them in the
+    /// plan's format; reads no <out>/ and writes nothing.
+    Diff(diff::DiffArgs),
     /// List the environments defined in the environments folder.
     Envs,
-    /// Print the JSON Schema of environment files (for editor completion and checks).
-    Schema,
+    /// Print the JSON Schema of an environment file (for editors and taplo).
+    ///
+    /// Without --merged: the schema of one layer file (every key optional, unknown keys
+    /// refused), which is what an editor should check `environments/*.toml` against; the
+    /// repository's .taplo.toml points Taplo and VS Code's Even Better TOML at its copy,
+    /// environments/schema.json. With --merged: the contract of the merged environment.
+    Schema(schema::SchemaArgs),
+    /// Print a shell completion script (e.g. `infra completions bash > ~/.local/share/bash-completion/completions/infra`).
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page as roff (e.g. `infra man | man -l -`).
+    Man(docs::ManArgs),
 }
+
+/// Help of `--set`, shared by every command that takes it.
+const SET_HELP: &str = "Override one key after every other layer, e.g. `--set autoscaling.max_replicas=20` (repeatable; values are read as TOML-like scalars: numbers, booleans, [lists], strings)";
 
 /// Which environment to load, and the overrides applied on top of its files.
 #[derive(Debug, Args)]
@@ -69,9 +95,7 @@ struct EnvArgs {
     /// Environment name: the stem of a file in the environments folder (e.g. `production`).
     #[arg(long, short, value_name = "ENV")]
     env: String,
-    /// Override one key after every other layer, e.g. `--set autoscaling.max_replicas=20`
-    /// (repeatable; values are read as TOML-like scalars: numbers, booleans, [lists], strings).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
+    #[arg(long = "set", value_name = "KEY=VALUE", help = SET_HELP)]
     sets: Vec<String>,
 }
 
@@ -82,8 +106,12 @@ impl Cli {
             Command::Render(args) => args.run(&self.environments, &self.out),
             Command::Plan(args) => args.run(&self.environments, &self.out),
             Command::Apply(args) => args.run(&self.environments),
+            Command::Config(args) => args.run(&self.environments),
+            Command::Diff(args) => args.run(&self.environments),
             Command::Envs => envs::run(&self.environments),
-            Command::Schema => schema::run(),
+            Command::Schema(args) => args.run(),
+            Command::Completions(args) => args.run(),
+            Command::Man(args) => args.run(),
         }
     }
 }

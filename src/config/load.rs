@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
+use super::origin::Origin;
 use super::{Environment, validate};
 
 /// Prefix of environment variables that override keys.
@@ -206,20 +207,9 @@ impl Provider for SetFlag {
 
 /// Names a layer the way a user finds it: the file path, the variable, or the `--set` flag.
 fn origin_name(metadata: Option<&Metadata>, path: &str) -> String {
-    let Some(md) = metadata else {
-        return "(no layer sets it)".into();
-    };
-    match &md.source {
-        Some(Source::File(file)) => file.display().to_string(),
-        Some(Source::Custom(_)) => md.name.to_string(),
-        _ if md.name.contains("environment variable") => {
-            let var: Vec<String> = path
-                .split('.')
-                .map(|k| k.split('[').next().unwrap_or(k).to_ascii_uppercase())
-                .collect();
-            format!("environment variable {ENV_PREFIX}{}", var.join("__"))
-        }
-        _ => md.name.to_string(),
+    match metadata {
+        Some(md) => Origin::of(md, path).to_string(),
+        None => "(no layer sets it)".into(),
     }
 }
 

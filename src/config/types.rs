@@ -14,12 +14,15 @@ use super::quantity::Quantity;
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     /// Name of the application; every object is named after it.
+    #[schemars(example = &"ai-api-proxy")]
     pub name: DnsLabel,
     /// Namespace everything is deployed into (created by infra).
+    #[schemars(example = &"ai-services")]
     pub namespace: DnsLabel,
     /// Container image of the proxy.
     pub image: Image,
     /// Replicas when autoscaling is off (with autoscaling on, the HPA owns the count).
+    #[schemars(example = 2)]
     #[serde(default = "defaults::replicas")]
     pub replicas: u32,
     /// The Service in front of the pods.
@@ -54,8 +57,10 @@ pub struct Environment {
 #[serde(deny_unknown_fields)]
 pub struct Image {
     /// Registry and repository, e.g. `ghcr.io/example/ai-api-proxy`.
+    #[schemars(example = &"ghcr.io/example/ai-api-proxy")]
     pub repository: String,
     /// Tag, e.g. `0.1.0` (one of `tag` and `digest` is required).
+    #[schemars(example = &"0.1.0")]
     #[serde(default)]
     pub tag: Option<String>,
     /// Digest, e.g. `sha256:…`; wins over the tag when both are given.
@@ -130,13 +135,17 @@ pub struct Autoscaling {
     /// With autoscaling on, the Deployment carries no replica count.
     pub enabled: bool,
     /// Fewest replicas.
+    #[schemars(example = 2)]
     pub min_replicas: u32,
     /// Most replicas.
+    #[schemars(example = 10)]
     pub max_replicas: u32,
     /// Target average CPU use, in percent of the CPU request.
+    #[schemars(example = 70)]
     #[serde(default)]
     pub target_cpu_utilization: Option<u32>,
     /// Target average memory use, in percent of the memory request.
+    #[schemars(example = 80)]
     #[serde(default)]
     pub target_memory_utilization: Option<u32>,
     /// How fast to scale up and down.
@@ -185,9 +194,11 @@ pub struct Ingress {
     /// Render an Ingress.
     pub enabled: bool,
     /// IngressClass name; for `nginx`, streaming-safe timeout and buffering annotations are added.
+    #[schemars(example = &"nginx")]
     #[serde(default)]
     pub class_name: Option<DnsLabel>,
     /// Extra annotations (e.g. cert-manager's cluster issuer).
+    #[schemars(example = serde_json::json!({"cert-manager.io/cluster-issuer": "letsencrypt-prod"}))]
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
     /// Hosts and paths routed to the Service.
@@ -203,6 +214,7 @@ pub struct Ingress {
 #[serde(deny_unknown_fields)]
 pub struct IngressHost {
     /// Host name.
+    #[schemars(example = &"api.example.com")]
     pub host: Hostname,
     /// Paths on that host.
     pub paths: Vec<IngressPath>,
@@ -213,6 +225,7 @@ pub struct IngressHost {
 #[serde(deny_unknown_fields)]
 pub struct IngressPath {
     /// Absolute path, e.g. `/`.
+    #[schemars(example = &"/")]
     pub path: String,
     /// How the path matches.
     #[serde(default)]
@@ -236,6 +249,7 @@ pub enum PathType {
 #[serde(deny_unknown_fields)]
 pub struct IngressTls {
     /// Secret holding the certificate (e.g. issued by cert-manager).
+    #[schemars(example = &"ai-api-tls")]
     pub secret_name: DnsSubdomain,
     /// Hosts it covers; each must be served by a rule above.
     pub hosts: Vec<Hostname>,
@@ -246,14 +260,17 @@ pub struct IngressTls {
 #[serde(deny_unknown_fields)]
 pub struct NetworkPolicy {
     /// Namespace of the ingress controller, the only source of API traffic.
+    #[schemars(example = &"ingress-nginx")]
     pub ingress_controller_namespace: DnsLabel,
     /// Namespace of the Prometheus scraper, admitted to the metrics port.
+    #[schemars(example = &"monitoring")]
     #[serde(default)]
     pub metrics_namespace: Option<DnsLabel>,
     /// Cluster DNS: DNS egress to it is always allowed.
     #[serde(default)]
     pub dns: ClusterDns,
     /// Address ranges the upstreams live in (egress to their ports is allowed there only).
+    #[schemars(example = ["0.0.0.0/0"])]
     #[serde(default = "defaults::upstream_cidrs")]
     pub upstream_cidrs: Vec<String>,
     /// Where the shared limits store (`proxy.shared_limits`) runs: egress to its port is

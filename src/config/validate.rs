@@ -73,7 +73,7 @@ impl Report {
 }
 
 /// `parent.key`, quoting `key` like TOML does when it is not a bare key (`ingress.annotations."a/b"`).
-fn key_path(parent: &str, key: &str) -> String {
+pub(crate) fn key_path(parent: &str, key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .bytes()

@@ -71,9 +71,9 @@ impl Check for Authenticate {
         Ok(client)
     }
 
-    /// The client goes into the response's extensions, for the access log.
+    /// The client's id goes into the response's extensions, for the access log.
     fn answer(client: Client, mut response: Response) -> Response {
-        response.extensions_mut().insert(client);
+        response.extensions_mut().insert(client.log_id());
         response
     }
 }

@@ -20,6 +20,7 @@ use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use crate::api_error::ProxyError;
+use crate::observability::exchange::ClientId;
 
 /// Who is calling: a configured client id, or an anonymous caller identified by IP.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -32,10 +33,19 @@ pub enum Client {
 
 impl Client {
     /// The id for logs: the key id, or `anonymous`.
+    #[cfg(test)]
     pub fn id(&self) -> &str {
         match self {
             Self::Key(id) => id,
             Self::Anonymous(_) => "anonymous",
+        }
+    }
+
+    /// The id the access log reads from the answer's extensions.
+    pub fn log_id(&self) -> ClientId {
+        match self {
+            Self::Key(id) => ClientId(id.clone()),
+            Self::Anonymous(_) => ClientId::anonymous(),
         }
     }
 }

@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 
 use super::sse::StripUsage;
 use crate::limits::Permit;
-use crate::upstream::relay::Exchange;
+use crate::observability::exchange::Exchange;
 
 pin_project! {
     /// An answer body that settles its permit when it ends.

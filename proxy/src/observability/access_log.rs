@@ -18,12 +18,12 @@ use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::{Layer, Service};
 
+pub use super::exchange::X_REQUEST_ID;
+use super::exchange::{ClientId, Exchange};
 use super::logsink;
 use super::metrics::{Metrics, ModelLabels, RequestLabels};
 use crate::api_error::ErrorCode;
-use crate::guard::Client;
-pub use crate::upstream::headers::X_REQUEST_ID;
-use crate::upstream::relay::{BoxError, Exchange};
+use axum::BoxError;
 
 /// The facts of one request, logged when dropped.
 pub struct Record {
@@ -34,7 +34,7 @@ pub struct Record {
     request_id: String,
     /// 499 until a response exists: the client left before we answered.
     status: u16,
-    client: Option<Client>,
+    client: Option<ClientId>,
     exchange: Option<Arc<Exchange>>,
     error: Option<&'static str>,
     bytes: u64,
@@ -70,7 +70,7 @@ impl Drop for Record {
             level: "INFO",
             target: "access",
             request_id: &self.request_id,
-            client: self.client.as_ref().map_or("-", Client::id),
+            client: self.client.as_ref().map_or("-", |c| &c.0),
             method: self.method.as_str(),
             path: &self.path,
             model: &model,
@@ -206,7 +206,7 @@ where
         };
         let (mut parts, body) = response.into_parts();
         record.status = parts.status.as_u16();
-        record.client = parts.extensions.remove::<Client>();
+        record.client = parts.extensions.remove::<ClientId>();
         record.exchange = parts.extensions.remove::<Arc<Exchange>>();
         record.error = parts.extensions.remove::<ErrorCode>().map(|c| c.0);
         Poll::Ready(Ok(Response::from_parts(

@@ -1,5 +1,6 @@
 //! Observability: Prometheus metrics and the access log.
 
 pub mod access_log;
+pub mod exchange;
 pub mod logsink;
 pub mod metrics;

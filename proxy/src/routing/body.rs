@@ -129,8 +129,7 @@ pub async fn read(
     let mut total = 0u64;
     let end = Instant::now() + limits.total;
     loop {
-        let wait = end.min(Instant::now() + limits.idle);
-        let frame = match tokio::time::timeout_at(wait, body.frame()).await {
+        let frame = match frame_before(&mut body, || end.min(Instant::now() + limits.idle)).await {
             Err(_elapsed) => {
                 budget
                     .metrics
@@ -169,6 +168,20 @@ pub async fn read(
         }
     }
     Ok((first.unwrap_or_else(|| rest.freeze()), reserved))
+}
+
+/// The next frame of `body`, or `Err` if it does not come by `deadline()`. A frame that is
+/// already there (most bodies arrive with their headers) is taken without arming a timer.
+async fn frame_before(
+    body: &mut Body,
+    deadline: impl FnOnce() -> Instant,
+) -> Result<Option<Result<http_body::Frame<Bytes>, axum::Error>>, tokio::time::error::Elapsed> {
+    let mut next = std::pin::pin!(body.frame());
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(next.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(frame) => Ok(frame),
+        std::task::Poll::Pending => tokio::time::timeout_at(deadline(), next).await,
+    }
 }
 
 /// How long a refused body is still read (and thrown away).

@@ -15,9 +15,10 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::relay::{Exchange, Relay};
+use super::relay::Relay;
 use super::{SendError, Upstream, headers};
 use crate::api_error::ProxyError;
+use crate::observability::exchange::Exchange;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.

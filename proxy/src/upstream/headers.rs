@@ -10,8 +10,7 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-/// The request id header: the client's or the proxy's, returned to the client and logged.
-pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::observability::exchange::X_REQUEST_ID;
 
 /// The request headers a client may send to an upstream.
 const FORWARDED: [HeaderName; 6] = [

@@ -7,7 +7,7 @@
 //! which cancels that request.
 
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::sse::Framer;
-use super::usage::{Tail, Usage};
+use super::usage::Tail;
+use crate::observability::exchange::Exchange;
 use crate::observability::metrics::{Metrics, StreamErrorLabels, TokenLabels};
 
 /// Cancelled at the drain deadline: every answer still being relayed ends then.
@@ -28,25 +29,6 @@ static CUT: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
 /// aborted (the drain deadline has passed).
 pub fn cut_open_answers() {
     CUT.cancel();
-}
-
-/// What the access log and metrics learn about one proxied exchange.
-#[derive(Debug)]
-pub struct Exchange {
-    /// Configured model name (`-` for pass-through paths).
-    pub model: Arc<str>,
-    /// Client key id (`anonymous` without authentication).
-    pub client: Arc<str>,
-    /// Upstream that answered.
-    pub upstream: Arc<str>,
-    /// Attempts made, across upstreams.
-    pub attempts: u32,
-    /// Time until the upstream's first byte.
-    pub ttfb: Duration,
-    /// Token usage, when the answer reported it.
-    pub usage: OnceLock<Usage>,
-    /// Why the answer was cut after its first byte, if it was.
-    pub stream_error: OnceLock<&'static str>,
 }
 
 /// A streaming relay body.
@@ -204,8 +186,7 @@ impl Relay {
     }
 }
 
-/// The body error type axum accepts.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use axum::BoxError;
 
 impl Body for Relay {
     type Data = Bytes;
@@ -226,15 +207,14 @@ impl Body for Relay {
                 return Poll::Ready(None);
             };
             match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        if let Some(out) = this.take(data) {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
-                        }
-                    }
+                Poll::Ready(Some(Ok(frame))) => {
                     // Trailers are not passed on.
-                    Err(_) => {}
-                },
+                    if let Ok(data) = frame.into_data()
+                        && let Some(out) = this.take(data)
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
                 Poll::Ready(Some(Err(_))) => return this.fail("reset"),
                 Poll::Ready(None) => {
                     this.finish();

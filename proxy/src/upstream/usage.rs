@@ -4,21 +4,10 @@
 //! (when `stream_options.include_usage` is set). The relay keeps a copy of the last few
 //! kilobytes and this module finds the last `"usage":{…}` object in them.
 
-use serde::Deserialize;
+pub use crate::observability::exchange::Usage;
 
 /// How much of the answer's end is kept (a `usage` object with its details is ~0.5 KiB).
 const TAIL_BYTES: usize = 4 * 1024;
-
-/// Token counts of one answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct Usage {
-    /// Input tokens.
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    /// Output tokens.
-    #[serde(default)]
-    pub completion_tokens: u64,
-}
 
 /// The last bytes of an answer, copied: holding the chunks themselves would pin the
 /// connection's whole read buffers for as long as the stream lasts.
