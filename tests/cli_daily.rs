@@ -192,7 +192,7 @@ fn diff_shows_what_promoting_staging_to_production_changes() {
     let text = ok(&s, &["diff", "--env", "staging", "--against", "production"]);
     assert!(
         text.ends_with(
-            "Promoting `staging`'s settings to `production`: 0 to create, 4 to update, 0 to delete, 6 unchanged.\n"
+            "Promoting `staging`'s settings to `production`: 0 to create, 5 to update, 0 to delete, 5 unchanged.\n"
         ),
         "{text}"
     );

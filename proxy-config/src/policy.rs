@@ -273,6 +273,8 @@ mod tests {
                 api_key: KeySource::Env("KEY".into()),
                 headers: BTreeMap::new(),
                 timeouts: None,
+                organization: None,
+                project: None,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),
