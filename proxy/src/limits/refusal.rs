@@ -155,6 +155,16 @@ impl Refusal {
     }
 }
 
+/// Every `x-ratelimit-*` header an answer may carry (browsers see them through CORS).
+pub const RATE_HEADERS: [&str; 6] = [
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-tokens",
+];
+
 /// One rate limit's state for the `x-ratelimit-*` headers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Gauge {
