@@ -231,3 +231,20 @@ fn every_command_has_complete_help() {
         assert!(plan.contains(flag), "plan --help lacks {flag}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::process::Stdio;
+    let s = Sandbox::new();
+    let mut child = s
+        .infra()
+        .args(["render", "--env", "production", "--stdout"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the command writes, as `| head -c0` would.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
