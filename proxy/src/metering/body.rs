@@ -41,6 +41,10 @@ pub fn meter(response: Response, permit: Permit, usage_added: bool) -> Response 
         .get(CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     let strip = (usage_added && sse && parts.status.is_success()).then(StripUsage::default);
+    if strip.is_none() && !permit.counts() {
+        // Nothing to take out and nothing to settle: the body goes as it is.
+        return Response::from_parts(parts, body);
+    }
     if strip.is_some() {
         parts.headers.remove(CONTENT_LENGTH);
     }
