@@ -135,12 +135,13 @@ impl Limiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Lets a request of `client` for `model`, estimated at `estimate` tokens, through, or
-    /// says why not. Waits on the store only when the allowance in hand cannot cover it.
+    /// Lets a request of `client` for `model` (`None`: a pass-through path, no model),
+    /// estimated at `estimate` tokens, through, or says why not. Waits on the store only when
+    /// the allowance in hand cannot cover it.
     pub async fn admit(
         self: &Arc<Self>,
         client: &Arc<str>,
-        model: &str,
+        model: Option<&str>,
         estimate: u64,
     ) -> Result<Permit, Refusal> {
         let admitted = self.admit_inner(client, model, estimate).await;
@@ -157,11 +158,13 @@ impl Limiter {
     async fn admit_inner(
         self: &Arc<Self>,
         client: &Arc<str>,
-        model: &str,
+        model: Option<&str>,
         estimate: u64,
     ) -> Result<Permit, Refusal> {
         let limits = self.limits(client).clone();
-        if !limits.allows(model) {
+        if let Some(model) = model
+            && !limits.allows(model)
+        {
             return Err(Refusal::ModelNotAllowed(model.chars().take(256).collect()));
         }
         if limits.counts_nothing() {

@@ -66,7 +66,7 @@ async fn two_limiters_hold_one_key_to_its_limit_together() {
     let mut admitted = [0u32; 2];
     let started = Instant::now();
     for i in 0..200 {
-        if replicas[i % 2].admit(&client(), "m", 0).await.is_ok() {
+        if replicas[i % 2].admit(&client(), Some("m"), 0).await.is_ok() {
             admitted[i % 2] += 1;
         }
     }
@@ -82,7 +82,7 @@ async fn two_limiters_hold_one_key_to_its_limit_together() {
         admitted[0] > 20 && admitted[1] > 20,
         "{admitted:?}: both replicas serve"
     );
-    let refused = replicas[0].admit(&client(), "m", 0).await.err();
+    let refused = replicas[0].admit(&client(), Some("m"), 0).await.err();
     assert!(
         matches!(refused, Some(Refusal::Requests { limit: 60, .. })),
         "{refused:?}"
@@ -104,7 +104,7 @@ async fn a_budget_spent_through_one_is_spent_for_the_other() {
     let mut served = 0;
     for _ in 0..30 {
         // Estimated at 10, really 100: the settlement is what spends the budget.
-        match a.admit(&client(), "m", 10).await {
+        match a.admit(&client(), Some("m"), 10).await {
             Ok(permit) => {
                 permit.settle(Some(100));
                 served += 1;
@@ -129,7 +129,7 @@ async fn a_budget_spent_through_one_is_spent_for_the_other() {
         (10..=11).contains(&served),
         "{served} requests of 100 tokens in a 1000 budget"
     );
-    let refusal = b.admit(&client(), "m", 10).await.err();
+    let refusal = b.admit(&client(), Some("m"), 10).await.err();
     assert!(
         matches!(refusal, Some(Refusal::Budget { period: "day", .. })),
         "{refusal:?}"
@@ -156,12 +156,12 @@ async fn store_killed_then_restarted_falls_back_and_recovers() {
     };
     let a = limiter(&policy, &server, WhenUnreachable::PerReplica);
     let settler = tokio::spawn(a.clone().run_settler());
-    assert!(a.admit(&client(), "m", 0).await.is_ok());
+    assert!(a.admit(&client(), Some("m"), 0).await.is_ok());
     server.kill();
     // Spend past the allowance in hand: the next exchange finds the store gone.
     let mut admitted = 0;
     for _ in 0..400 {
-        if a.admit(&client(), "m", 0).await.is_ok() {
+        if a.admit(&client(), Some("m"), 0).await.is_ok() {
             admitted += 1;
         }
     }
@@ -176,7 +176,7 @@ async fn store_killed_then_restarted_falls_back_and_recovers() {
     let closed = limiter(&policy, &server, WhenUnreachable::Refuse);
     let mut refusal = None;
     for _ in 0..100 {
-        if let Err(r) = closed.admit(&client(), "m", 0).await {
+        if let Err(r) = closed.admit(&client(), Some("m"), 0).await {
             refusal = Some(r);
             break;
         }
@@ -199,7 +199,7 @@ async fn store_killed_then_restarted_falls_back_and_recovers() {
     assert_eq!(a.metrics.degraded.get(), 0);
     // Shared again: the next requests take their allowance from the (new, empty) store.
     for _ in 0..50 {
-        let _ = a.admit(&client(), "m", 0).await;
+        let _ = a.admit(&client(), Some("m"), 0).await;
     }
     assert_eq!(server.cli(&["EXISTS", "test:{team-a}:rpm"]), "1");
     settler.abort();

@@ -125,7 +125,7 @@ async fn by_model_inner(routes: &Routes, request: Request) -> Result<Response> {
     // After routing (the model is known, and 404 comes first) and before the upstream.
     let permit = routes
         .limiter
-        .admit(&client, &route.name, facts.estimate(body.len()))
+        .admit(&client, Some(&route.name), facts.estimate(body.len()))
         .await?;
     // Every stream is metered: ask for usage when the client did not (taken back out below).
     let with_usage = facts
@@ -166,18 +166,26 @@ pub async fn fallback(State(routes): State<Arc<Routes>>, request: Request) -> Re
             Ok(b) => b,
             Err(e) => return e.into_response(),
         };
+    // Pass-through requests count against the key's rates and budgets too (no model list).
+    let (client, label) = client_ids(&parts.extensions);
+    let estimate = metering::Facts::default().estimate(body.len());
+    let permit = match routes.limiter.admit(&client, None, estimate).await {
+        Ok(permit) => permit,
+        Err(refusal) => return ProxyError::from(refusal).into_response(),
+    };
     let out = Outgoing {
         method: &parts.method,
         suffix: suffix(&parts.uri),
         headers: &parts.headers,
         model: Arc::from("-"),
-        client: client_ids(&parts.extensions).1,
+        client: label,
         body,
     };
-    routes
+    let response = routes
         .forwarder
         .forward(std::slice::from_ref(&up), out)
-        .await
+        .await;
+    metering::meter(response, permit, false)
 }
 
 /// `GET /v1/models`, answered from configuration.
