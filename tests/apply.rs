@@ -172,7 +172,9 @@ fn applies_every_object_in_render_order_with_one_forced_field_manager_then_waits
     assert_eq!(
         parent["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
         "ConfigMap,Deployment.apps,HorizontalPodAutoscaler.autoscaling,Ingress.networking.k8s.io,\
-         NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,ServiceAccount"
+         NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,\
+         PodMonitor.monitoring.coreos.com,PrometheusRule.monitoring.coreos.com,Service,\
+         ServiceAccount"
     );
     // The Secrets were read before the first write.
     let requests = fake.requests();
@@ -202,7 +204,7 @@ fn applies_every_object_in_render_order_with_one_forced_field_manager_then_waits
         "{out}"
     );
     assert!(
-        out.contains(": 9 created, 1 applied, 0 unchanged, 0 pruned."),
+        out.contains(": 12 created, 1 applied, 0 unchanged, 0 pruned."),
         "{out}"
     );
     assert!(
@@ -214,7 +216,7 @@ fn applies_every_object_in_render_order_with_one_forced_field_manager_then_waits
     let o = fake.infra(&["apply", "--env", "production", "--no-wait"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains(": 0 created, 0 applied, 10 unchanged, 0 pruned."),
+        stdout(&o).contains(": 0 created, 0 applied, 13 unchanged, 0 pruned."),
         "{}",
         stdout(&o)
     );
@@ -241,7 +243,7 @@ fn dry_run_sends_dry_run_all_persists_nothing_and_does_not_wait() {
     let o = fake.infra(&["apply", "--env", "production", "--dry-run"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     let writes = fake.writes();
-    assert_eq!(writes.len(), 10);
+    assert_eq!(writes.len(), 13);
     assert!(
         writes
             .iter()
@@ -349,7 +351,9 @@ fn prune_deletes_what_left_the_plan_and_never_the_namespace_or_foreign_objects()
     assert_eq!(
         kinds,
         "ConfigMap,Deployment.apps,HorizontalPodAutoscaler.autoscaling,\
-         NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,Service,ServiceAccount"
+         NetworkPolicy.networking.k8s.io,PodDisruptionBudget.policy,\
+         PodMonitor.monitoring.coreos.com,PrometheusRule.monitoring.coreos.com,Service,\
+         ServiceAccount"
     );
     let out = stdout(&o);
     assert!(
@@ -357,7 +361,7 @@ fn prune_deletes_what_left_the_plan_and_never_the_namespace_or_foreign_objects()
         "{out}"
     );
     assert!(
-        out.contains(": 0 created, 0 applied, 9 unchanged, 1 pruned."),
+        out.contains(": 0 created, 0 applied, 12 unchanged, 1 pruned."),
         "{out}"
     );
 }

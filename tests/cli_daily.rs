@@ -67,13 +67,13 @@ fn a_header_alone_is_not_an_update_and_the_summary_counts_real_changes() {
     );
     assert!(
         text.contains(
-            "(7 unchanged files differ only in the provenance header: not counted as changes)"
+            "(10 unchanged files differ only in the provenance header: not counted as changes)"
         ),
         "{text}"
     );
     assert!(
         text.ends_with(
-            "Plan for out/production: 0 to create, 3 to update, 0 to delete, 7 unchanged.\n"
+            "Plan for out/production: 0 to create, 3 to update, 0 to delete, 10 unchanged.\n"
         ),
         "{text}"
     );
@@ -86,7 +86,7 @@ fn a_header_alone_is_not_an_update_and_the_summary_counts_real_changes() {
     let o = run(&s, &["plan", "--env", "production", "--check"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).contains("0 to create, 0 to update, 0 to delete, 10 unchanged"),
+        stdout(&o).contains("0 to create, 0 to update, 0 to delete, 13 unchanged"),
         "{}",
         stdout(&o)
     );
@@ -110,10 +110,10 @@ fn plan_json_lists_object_action_and_diff_for_bots() {
     assert_eq!(j["folder"], "out/production");
     assert_eq!(
         j["summary"],
-        serde_json::json!({"create": 0, "update": 1, "delete": 0, "unchanged": 9, "provenance_only": 0})
+        serde_json::json!({"create": 0, "update": 1, "delete": 0, "unchanged": 12, "provenance_only": 0})
     );
     let changes = j["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 10);
+    assert_eq!(changes.len(), 13);
     let hpa = changes.iter().find(|c| c["action"] == "update").unwrap();
     assert_eq!(hpa["object"], "HorizontalPodAutoscaler/ai-api-proxy");
     assert_eq!(hpa["file"], "horizontalpodautoscaler-ai-api-proxy.yaml");
@@ -192,7 +192,7 @@ fn diff_shows_what_promoting_staging_to_production_changes() {
     let text = ok(&s, &["diff", "--env", "staging", "--against", "production"]);
     assert!(
         text.ends_with(
-            "Promoting `staging`'s settings to `production`: 0 to create, 5 to update, 0 to delete, 5 unchanged.\n"
+            "Promoting `staging`'s settings to `production`: 1 to create, 5 to update, 1 to delete, 7 unchanged.\n"
         ),
         "{text}"
     );
@@ -201,7 +201,8 @@ fn diff_shows_what_promoting_staging_to_production_changes() {
         "    --- production/horizontalpodautoscaler-ai-api-proxy.yaml\n",
         "    +++ staging/horizontalpodautoscaler-ai-api-proxy.yaml\n",
         "    -  maxReplicas: 10\n    +  maxReplicas: 4\n",
-        "    -  - host: api.ai.example.com\n    +  - host: api.staging.ai.example.com\n",
+        "+ create     httproute-ai-api-proxy.yaml\n",
+        "- delete     ingress-ai-api-proxy.yaml\n",
         "  unchanged  namespace-ai-services.yaml\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");

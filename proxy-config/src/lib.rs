@@ -427,6 +427,16 @@ impl ProxyConfig {
         upstream.timeouts.unwrap_or(self.timeouts)
     }
 
+    /// The longest of one timeout over the defaults and every upstream's own, e.g.
+    /// `longest(|t| t.total)`: how long a request can take (a fallback upstream's deadline
+    /// also counts from the request's start).
+    pub fn longest(&self, timeout: impl Fn(&Timeouts) -> Duration) -> Duration {
+        self.upstreams
+            .iter()
+            .map(|u| timeout(&self.timeouts_for(u)))
+            .fold(timeout(&self.timeouts), Ord::max)
+    }
+
     /// Every Secret key the proxy reads, sorted and without duplicates.
     pub fn secret_refs(&self) -> Vec<&SecretRef> {
         let auth = match &self.auth {

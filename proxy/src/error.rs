@@ -26,6 +26,9 @@ pub enum StartError {
         #[source]
         source: LoadError,
     },
+    /// The configuration says nothing about client authentication.
+    #[error("the configuration has no `auth`: set a client key file or \"anonymous\"")]
+    MissingAuth,
     /// A secret file is missing or unreadable.
     #[error("cannot read secret file {path}: {source}")]
     ReadSecret {

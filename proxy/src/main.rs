@@ -206,12 +206,7 @@ fn client_auth(
         Some(ClientAuth::ApiKeys { keys }) => keys,
         Some(ClientAuth::Anonymous) => return Ok(Authenticate::Anonymous),
         // Refused by validation already; never an implicit open proxy.
-        None => {
-            return Err(StartError::Config {
-                path: PathBuf::from("auth"),
-                source: ai_api_proxy_config::LoadError::Invalid(Vec::new()),
-            });
-        }
+        None => return Err(StartError::MissingAuth),
     };
     let text = load::read_secret(keys, &config.secrets_dir)?;
     let parsed = keys::parse(&text).map_err(|error| StartError::KeyFile {

@@ -47,10 +47,12 @@ pub async fn prune(
     for kind in prunable_kinds() {
         let api = dynamic_api(client, &api_resource(kind), Some(namespace));
         let kind = kind.meta().kind;
-        let found = api
-            .list(&list)
-            .await
-            .map_err(Error::kube(format!("list {kind} in {namespace}")))?;
+        let found = match api.list(&list).await {
+            Ok(found) => found,
+            // A custom resource whose CRD the cluster does not have: nothing of it to prune.
+            Err(kube::Error::Api(status)) if status.is_not_found() => continue,
+            Err(error) => return Err(Error::kube(format!("list {kind} in {namespace}"))(error)),
+        };
         let mut names: Vec<String> = found
             .items
             .into_iter()
@@ -90,7 +92,7 @@ mod tests {
         let kinds: Vec<_> = prunable_kinds().collect();
         assert!(!kinds.contains(&Kind::Namespace));
         assert_eq!(kinds.len(), Kind::ALL.len() - 1);
-        assert_eq!(kinds.first(), Some(&Kind::NetworkPolicy));
+        assert_eq!(kinds.first(), Some(&Kind::PrometheusRule));
     }
 
     #[test]

@@ -306,6 +306,7 @@ mod tests {
                 .and_then(|m| m.annotations)
                 .unwrap_or_default()
         };
+        env.metrics.scrape_annotations = true;
         let on = annotations(&env);
         assert_eq!(
             on.get("prometheus.io/path").map(String::as_str),

@@ -102,15 +102,7 @@ fn annotations(env: &Environment) -> BTreeMap<String, String> {
 /// (the proxy answers 413 beyond it).
 fn nginx_annotations(env: &Environment) -> [(&'static str, String); 5] {
     let proxy = &env.proxy;
-    let longest = proxy
-        .upstreams
-        .iter()
-        .map(|u| proxy.timeouts_for(u).total)
-        .chain([proxy.timeouts.total])
-        .max()
-        .unwrap_or(proxy.timeouts.total)
-        .as_secs_ceil()
-        .to_string();
+    let longest = proxy.longest(|t| t.total).as_secs_ceil().to_string();
     [
         ("proxy-read-timeout", longest.clone()),
         ("proxy-send-timeout", longest),

@@ -9,8 +9,10 @@ pub mod config_map;
 pub mod container;
 pub mod deployment;
 pub mod hpa;
+pub mod http_route;
 pub mod ingress;
 pub mod labels;
+pub mod monitoring;
 pub mod namespace;
 pub mod network_policy;
 pub mod pdb;
@@ -21,6 +23,7 @@ pub mod volumes;
 
 mod kind;
 
+use infra_crds::{HttpRoute, PodMonitor, PrometheusRule};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
@@ -52,10 +55,16 @@ kind::kinds! {
     HorizontalPodAutoscaler(HorizontalPodAutoscaler),
     /// Limits voluntary disruptions.
     PodDisruptionBudget(PodDisruptionBudget),
-    /// External HTTP(S) access.
+    /// External HTTP(S) access through an ingress controller.
     Ingress(Ingress),
+    /// External HTTP(S) access through a Gateway API Gateway.
+    HTTPRoute(HttpRoute),
     /// Who may talk to the pods, and whom they may talk to.
     NetworkPolicy(NetworkPolicy),
+    /// Prometheus scraping of the pods (prometheus-operator).
+    PodMonitor(PodMonitor),
+    /// The alerts (prometheus-operator).
+    PrometheusRule(PrometheusRule),
 }
 
 impl Kind {
@@ -71,7 +80,10 @@ impl Kind {
             | Kind::ConfigMap
             | Kind::Service
             | Kind::Ingress
-            | Kind::NetworkPolicy => Readiness::Exists,
+            | Kind::HTTPRoute
+            | Kind::NetworkPolicy
+            | Kind::PodMonitor
+            | Kind::PrometheusRule => Readiness::Exists,
         }
     }
 
@@ -88,6 +100,9 @@ impl Kind {
             Kind::HorizontalPodAutoscaler => Some("autoscaling.enabled"),
             Kind::PodDisruptionBudget => Some("disruption_budget.enabled"),
             Kind::Ingress => Some("ingress.enabled"),
+            Kind::HTTPRoute => Some("http_route.enabled"),
+            Kind::PodMonitor => Some("metrics.pod_monitor"),
+            Kind::PrometheusRule => Some("metrics.alerts"),
             Kind::Namespace
             | Kind::ServiceAccount
             | Kind::ConfigMap
@@ -120,21 +135,25 @@ impl Object {
     }
 }
 
-/// Every object of the environment, in a fixed order: Namespace, ServiceAccount, ConfigMap,
-/// Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget, Ingress, NetworkPolicy.
-/// Disabled objects (HPA, PDB, Ingress) are left out.
+/// Every object of the environment, in a fixed order: Namespace, ServiceAccount, ConfigMap
+/// (and the dashboard's), Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget,
+/// Ingress, HTTPRoute, NetworkPolicy, PodMonitor, PrometheusRule. Disabled objects are left out.
 pub fn objects(env: &Environment, env_name: &str) -> Vec<Object> {
     let mut objects = vec![
         Object::Namespace(namespace::build(env, env_name)),
         Object::ServiceAccount(service_account::build(env, env_name)),
         Object::ConfigMap(config_map::build(env, env_name)),
-        Object::Service(service::build(env, env_name)),
-        Object::Deployment(deployment::build(env, env_name)),
     ];
+    objects.extend(monitoring::dashboard::build(env, env_name).map(Object::ConfigMap));
+    objects.push(Object::Service(service::build(env, env_name)));
+    objects.push(Object::Deployment(deployment::build(env, env_name)));
     objects.extend(hpa::build(env, env_name).map(Object::HorizontalPodAutoscaler));
     objects.extend(pdb::build(env, env_name).map(Object::PodDisruptionBudget));
     objects.extend(ingress::build(env, env_name).map(Object::Ingress));
+    objects.extend(http_route::build(env, env_name).map(Object::HTTPRoute));
     objects.push(Object::NetworkPolicy(network_policy::build(env, env_name)));
+    objects.extend(monitoring::pod_monitor::build(env, env_name).map(Object::PodMonitor));
+    objects.extend(monitoring::rule::build(env, env_name).map(Object::PrometheusRule));
     objects
 }
 
@@ -167,12 +186,15 @@ pub(crate) mod tests {
                 "Namespace",
                 "ServiceAccount",
                 "ConfigMap",
+                "ConfigMap",
                 "Service",
                 "Deployment",
                 "HorizontalPodAutoscaler",
                 "PodDisruptionBudget",
                 "Ingress",
-                "NetworkPolicy"
+                "NetworkPolicy",
+                "PodMonitor",
+                "PrometheusRule"
             ]
         );
         let dev: Vec<_> = objects(&load("development"), "development")
@@ -214,6 +236,21 @@ pub(crate) mod tests {
         assert_eq!(Kind::from_name("Secret"), None);
         assert_eq!(Kind::from_name("Ingress"), Some(Kind::Ingress));
         assert!(!Kind::Namespace.prunable());
+    }
+
+    #[test]
+    fn staging_arrives_through_gateway_api() {
+        let kinds: Vec<_> = objects(&load("staging"), "staging")
+            .iter()
+            .map(Object::kind_of)
+            .collect();
+        assert!(kinds.contains(&Kind::HTTPRoute), "{kinds:?}");
+        assert!(!kinds.contains(&Kind::Ingress), "{kinds:?}");
+        assert_eq!(
+            Kind::HTTPRoute.meta().api_version,
+            "gateway.networking.k8s.io/v1"
+        );
+        assert_eq!(Kind::PodMonitor.setting(), Some("metrics.pod_monitor"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The NetworkPolicy: API traffic only from the ingress controller, metrics scraping only from
-//! the scraper's namespace to the admin port; egress only to the cluster DNS, to the upstreams'
-//! ports and to the shared limits store.
+//! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
+//! scraping only from the scraper's namespace to the admin port; egress only to the cluster
+//! DNS, to the upstreams' ports and to the shared limits store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,10 +33,13 @@ pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
     }
 }
 
-/// The ingress controller's namespace to the API port; the metrics scraper's namespace to the
-/// admin port only (it has no business with the API, nor the controller with the metrics).
+/// The namespaces that send API traffic to the API port: the ingress controller's while the
+/// Ingress is enabled, the Gateway's data plane while the HTTPRoute is (both during a
+/// migration); the metrics scraper's namespace to the admin port only (it has no business with
+/// the API, nor the controller with the metrics).
 fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
     let policy = &env.network_policy;
+    let route = &env.http_route;
     let rule = |ns: &str, port_number: u16| NetworkPolicyIngressRule {
         from: Some(vec![NetworkPolicyPeer {
             namespace_selector: Some(namespace(ns)),
@@ -44,10 +47,18 @@ fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
         }]),
         ports: Some(vec![port("TCP", i32::from(port_number))]),
     };
-    let mut rules = vec![rule(
-        policy.ingress_controller_namespace.as_str(),
-        env.proxy.port,
-    )];
+    let traffic: BTreeSet<&str> = [
+        Some(&policy.ingress_controller_namespace).filter(|_| env.ingress.enabled),
+        route.traffic_namespace().filter(|_| route.enabled),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|ns| ns.as_str())
+    .collect();
+    let mut rules: Vec<_> = traffic
+        .into_iter()
+        .map(|ns| rule(ns, env.proxy.port))
+        .collect();
     if let Some(ns) = &policy.metrics_namespace {
         rules.push(rule(ns.as_str(), env.proxy.admin_port));
     }
@@ -156,6 +167,7 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
 mod tests {
     use super::*;
     use crate::build::tests::load;
+    use crate::config::DnsLabel;
 
     fn spec(env: &Environment) -> NetworkPolicySpec {
         build(env, "production").spec.unwrap_or_default()
@@ -247,6 +259,50 @@ mod tests {
             assert!(!rule.to.unwrap_or_default().is_empty());
             assert!(!rule.ports.unwrap_or_default().is_empty());
         }
+    }
+
+    fn sources(env: &Environment) -> Vec<(String, i32)> {
+        spec(env)
+            .ingress
+            .iter()
+            .flatten()
+            .flat_map(|r| {
+                let port = match r.ports.as_ref().and_then(|p| p[0].port.clone()) {
+                    Some(IntOrString::Int(n)) => n,
+                    _ => -1,
+                };
+                r.from.iter().flatten().map(move |peer| (peer, port))
+            })
+            .filter_map(|(peer, port)| {
+                let labels = peer.namespace_selector.as_ref()?.match_labels.clone()?;
+                Some((labels[NAMESPACE_NAME_LABEL].clone(), port))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gateway_namespace_replaces_the_ingress_controllers() {
+        let mut env = load("staging");
+        let (api, admin) = (i32::from(env.proxy.port), i32::from(env.proxy.admin_port));
+        let got = |env: &Environment| sources(env);
+        assert_eq!(
+            got(&env),
+            [("gateway-system".into(), api), ("monitoring".into(), admin)]
+        );
+        env.http_route.dataplane_namespace = Some(DnsLabel::known("envoy-gateway-system"));
+        env.ingress.enabled = true;
+        assert_eq!(
+            got(&env),
+            [
+                ("envoy-gateway-system".into(), api),
+                ("ingress-nginx".into(), api),
+                ("monitoring".into(), admin)
+            ],
+            "both while migrating"
+        );
+        env.ingress.enabled = false;
+        env.http_route.enabled = false;
+        assert_eq!(got(&env), [("monitoring".into(), admin)]);
     }
 
     #[test]

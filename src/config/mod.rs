@@ -2,15 +2,19 @@
 
 pub mod explain;
 mod load;
+mod monitoring;
 mod names;
 mod origin;
 mod quantity;
+mod route;
 pub mod schema;
 mod types;
 pub mod validate;
 
 pub use load::{ConfigError, Diagnostic, ENV_PREFIX, Layers, environments, figment, load};
+pub use monitoring::{AlertThresholds, Metrics};
 pub use names::{DnsLabel, DnsSubdomain, Hostname, Port};
 pub use origin::Origin;
 pub use quantity::Quantity;
+pub use route::{GatewayRef, HttpRoute, RouteMatch, RoutePath};
 pub use types::*;

@@ -6,8 +6,10 @@ use ai_api_proxy_config::{Duration, ProxyConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::monitoring::Metrics;
 use super::names::{DnsLabel, DnsSubdomain, Hostname, Port};
 use super::quantity::Quantity;
+use super::route::HttpRoute;
 
 /// One deployment environment of the proxy, after all layers are merged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -35,8 +37,11 @@ pub struct Environment {
     /// PodDisruptionBudget.
     #[serde(default)]
     pub disruption_budget: DisruptionBudget,
-    /// Ingress (external HTTP(S) access).
+    /// Ingress (external HTTP(S) access through an ingress controller).
     pub ingress: Ingress,
+    /// HTTPRoute (external access through a Gateway API Gateway).
+    #[serde(default)]
+    pub http_route: HttpRoute,
     /// Who may talk to the pods, and whom they may talk to.
     pub network_policy: NetworkPolicy,
     /// Pod security context.
@@ -45,7 +50,7 @@ pub struct Environment {
     /// How replicas spread over nodes and zones.
     #[serde(default)]
     pub topology_spread: TopologySpread,
-    /// Prometheus scraping.
+    /// Prometheus scraping, alerts and the Grafana dashboard.
     #[serde(default)]
     pub metrics: Metrics,
     /// The proxy's own configuration, rendered into its ConfigMap as it is.
@@ -259,7 +264,7 @@ pub struct IngressTls {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkPolicy {
-    /// Namespace of the ingress controller, the only source of API traffic.
+    /// Namespace of the ingress controller, admitted while the Ingress is enabled.
     #[schemars(example = &"ingress-nginx")]
     pub ingress_controller_namespace: DnsLabel,
     /// Namespace of the Prometheus scraper, admitted to the metrics port.
@@ -336,14 +341,6 @@ pub enum Spread {
     Required,
 }
 
-/// Prometheus scraping.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct Metrics {
-    /// Add `prometheus.io/*` scrape annotations to the pods.
-    pub scrape_annotations: bool,
-}
-
 mod defaults {
     pub fn replicas() -> u32 {
         1
@@ -415,14 +412,6 @@ impl Default for TopologySpread {
             max_skew: 1,
             across_nodes: Spread::Preferred,
             across_zones: Spread::Preferred,
-        }
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            scrape_annotations: true,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! path (from the environment root) a user has to edit, says what was expected, and quotes the
 //! bad value, except for values that look like secrets: those are never repeated.
 
+mod monitoring;
+mod route;
 mod rules;
 mod secrets;
 mod shared_limits;
@@ -34,7 +36,9 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     rules::disruption_budget(&mut r, env);
     traffic::ingress(&mut r, env);
     traffic::ingress_nginx_annotations(&mut r, env);
+    route::http_route(&mut r, env);
     traffic::network_policy(&mut r, env);
+    monitoring::metrics(&mut r, env);
     rules::pod(&mut r, env);
     rules::proxy_in_a_cluster(&mut r, env);
     shared_limits::shared_limits(&mut r, env);

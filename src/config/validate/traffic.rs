@@ -126,13 +126,7 @@ pub(super) fn ingress_nginx_annotations(r: &mut Report, env: &Environment) {
         return;
     }
     let proxy = &env.proxy;
-    let total = proxy
-        .upstreams
-        .iter()
-        .map(|u| proxy.timeouts_for(u).total)
-        .chain([proxy.timeouts.total])
-        .max()
-        .unwrap_or(proxy.timeouts.total);
+    let total = proxy.longest(|t| t.total);
     for (key, value) in &ing.annotations {
         let Some(name) = key.strip_prefix(NGINX) else {
             continue;
