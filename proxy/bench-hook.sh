@@ -7,6 +7,9 @@
 # throughput runs (every other limit keeps its default: their cost is part of the figures).
 # The admin listener (health, metrics) takes any free port.
 # BENCH_ANONYMOUS=1 switches client authentication off instead (explicitly, "auth": "anonymous").
+# BENCH_POLICY=1 gives every client a policy (requests and tokens per minute, high enough never
+# to refuse) counted on this replica; BENCH_REDIS=host:port counts it in that Redis instead
+# (shared limits; BENCH_REDIS_PASSWORD, if set, is its password).
 # The harness waits for 2xx from `PROXY_HEALTH_PATH` on the API port without a key, and the
 # proxy serves /health only on its admin port: run with BENCH_ANONYMOUS=1 and
 # PROXY_HEALTH_PATH=/v1/models (answered from configuration, no upstream call).
@@ -32,11 +35,21 @@ printf 'bench:%s\n' "$(printf '%s' "$CLIENT_KEY" | sha256sum | cut -d' ' -f1)" \
   >"$DIR/secrets/bench-client-keys/keys"
 AUTH='{ "api_keys": { "keys": { "secret": { "name": "bench-client-keys", "key": "keys" } } } }'
 if [ "${BENCH_ANONYMOUS:-0}" = 1 ]; then AUTH='"anonymous"'; fi
+POLICY=''
+if [ "${BENCH_POLICY:-0}" = 1 ] || [ -n "${BENCH_REDIS:-}" ]; then
+  POLICY='"policies": { "default": { "requests_per_minute": 10000000, "tokens_per_minute": 10000000000 } },'
+fi
+if [ -n "${BENCH_REDIS:-}" ]; then
+  PASSWORD=''
+  if [ -n "${BENCH_REDIS_PASSWORD:-}" ]; then PASSWORD='"password": { "env": "BENCH_REDIS_PASSWORD" },'; fi
+  POLICY="$POLICY \"shared_limits\": { \"address\": \"$BENCH_REDIS\", $PASSWORD \"replicas\": 1 },"
+fi
 cat >"$DIR/proxy.json" <<JSON
 {
   "port": $PROXY_PORT,
   "secrets_dir": "$DIR/secrets",
   "auth": $AUTH,
+  $POLICY
   "rate_limit": { "requests_per_second": 1000000, "burst": 1000000, "max_in_flight": 1000000 },
   "shutdown": { "grace_delay": "0s", "drain_timeout": "5s" },
   "upstreams": [

@@ -122,7 +122,14 @@ fn switching_autoscaling_on_never_drops_the_running_replicas() {
     let Some(c) = Cluster::new("handover") else {
         return;
     };
-    let off = ["--set", "autoscaling.enabled=false", "--set", "replicas=3"];
+    let off = [
+        "--set",
+        "autoscaling.enabled=false",
+        "--set",
+        "replicas=3",
+        "--set",
+        "proxy.shared_limits.replicas=3",
+    ];
     c.infra_ok(
         "apply",
         "production",
@@ -130,7 +137,13 @@ fn switching_autoscaling_on_never_drops_the_running_replicas() {
     );
     c.wait_available(3);
 
-    let out = c.infra_ok("apply", "production", &["--timeout", "90s"]);
+    // Same proxy config on both sides (the fallback divisor stays 3): only the handover changes.
+    let on = ["--set", "proxy.shared_limits.replicas=3"];
+    let out = c.infra_ok(
+        "apply",
+        "production",
+        &[&on[..], &["--timeout", "90s"]].concat(),
+    );
     assert!(
         out.contains(&format!("created HorizontalPodAutoscaler {}/{APP}", c.ns)),
         "{out}"
@@ -155,7 +168,14 @@ fn a_failure_midway_reports_what_was_applied_and_keeps_the_replicas() {
     let Some(c) = Cluster::new("midway") else {
         return;
     };
-    let off = ["--set", "autoscaling.enabled=false", "--set", "replicas=3"];
+    let off = [
+        "--set",
+        "autoscaling.enabled=false",
+        "--set",
+        "replicas=3",
+        "--set",
+        "proxy.shared_limits.replicas=3",
+    ];
     c.infra_ok(
         "apply",
         "production",
@@ -200,7 +220,11 @@ spec:
             "the admission policy",
             std::time::Duration::from_secs(90),
             || {
-                let out = c.infra("apply", "production", &["--no-wait"]);
+                let out = c.infra(
+                    "apply",
+                    "production",
+                    &["--set", "proxy.shared_limits.replicas=3", "--no-wait"],
+                );
                 if out.status.success() {
                     c.infra_ok("apply", "production", &[&off[..], &["--no-wait"]].concat());
                     return None;

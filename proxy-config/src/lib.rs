@@ -8,6 +8,7 @@
 
 mod duration;
 pub mod metrics;
+mod policy;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
+pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use validate::{Problem, is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -64,6 +66,13 @@ pub struct ProxyConfig {
     pub models: Vec<ModelRoute>,
     /// Extra paths under `/v1/` forwarded as they are (everything else there is 404).
     pub passthrough: Vec<Passthrough>,
+    /// What each client key may do: models, request and token rates, token budgets.
+    #[serde(skip_serializing_if = "Policies::is_empty")]
+    pub policies: Policies,
+    /// The store that holds the policies' counters across replicas; absent: each replica
+    /// counts on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_limits: Option<SharedLimits>,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -304,6 +313,8 @@ impl Default for ProxyConfig {
             upstreams: Vec::new(),
             models: Vec::new(),
             passthrough: Vec::new(),
+            policies: Policies::default(),
+            shared_limits: None,
         }
     }
 }
@@ -435,6 +446,11 @@ impl ProxyConfig {
         let mut refs: Vec<&SecretRef> = auth
             .into_iter()
             .chain(self.upstreams.iter().map(|u| &u.api_key))
+            .chain(
+                self.shared_limits
+                    .iter()
+                    .filter_map(|s| s.password.as_ref()),
+            )
             .filter_map(|source| match source {
                 KeySource::Secret(r) => Some(r),
                 KeySource::Env(_) => None,

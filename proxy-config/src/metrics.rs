@@ -108,8 +108,8 @@ pub const UPSTREAM_FIRST_BYTE: Metric = Metric {
 pub const TOKENS: Metric = Metric {
     name: "ai_proxy_tokens",
     kind: Kind::Counter,
-    help: "Tokens reported by upstreams, by model and kind (prompt, completion)",
-    labels: &["model", "kind"],
+    help: "Tokens reported by upstreams, by client key, model and kind (prompt, completion)",
+    labels: &["client", "model", "kind"],
 };
 
 /// Requests being served, streams included.
@@ -223,6 +223,48 @@ pub const KEY_RELOAD_FAILURES: Metric = Metric {
     labels: &["file"],
 };
 
+/// 1 while the shared limits store is unreachable.
+pub const SHARED_LIMITS_DEGRADED: Metric = Metric {
+    name: "ai_proxy_shared_limits_degraded",
+    kind: Kind::Gauge,
+    help: "1 while the shared limits store is unreachable and each replica enforces its share of every limit",
+    labels: &[],
+};
+
+/// Times the shared limits store was found unreachable.
+pub const SHARED_LIMITS_STORE_FAILURES: Metric = Metric {
+    name: "ai_proxy_shared_limits_store_failures",
+    kind: Kind::Counter,
+    help: "Times the shared limits store was found unreachable (each starts a per-replica period)",
+    labels: &[],
+};
+
+/// Round trips to the shared limits store.
+pub const SHARED_LIMITS_EXCHANGES: Metric = Metric {
+    name: "ai_proxy_shared_limits_exchanges",
+    kind: Kind::Counter,
+    help: "Round trips to the shared limits store (allowance top-ups, requests that waited, settlements)",
+    labels: &[],
+};
+
+/// Requests refused by the client's policy, by reason.
+pub const POLICY_REFUSALS: Metric = Metric {
+    name: "ai_proxy_policy_refusals",
+    kind: Kind::Counter,
+    help: "Requests refused by the client's policy, by reason",
+    labels: &["reason"],
+};
+
+/// Values of the `reason` label of [`POLICY_REFUSALS`].
+pub const POLICY_REFUSAL_REASONS: [&str; 6] = [
+    "model_not_allowed",
+    "requests",
+    "tokens",
+    "too_large",
+    "budget",
+    "store_unavailable",
+];
+
 /// Values of [`CIRCUIT_BREAKER_STATE`].
 pub mod breaker {
     /// Requests flow.
@@ -252,6 +294,10 @@ pub const ALL: &[Metric] = &[
     UPSTREAM_AUTH_FAILURES,
     KEY_RELOADS,
     KEY_RELOAD_FAILURES,
+    SHARED_LIMITS_DEGRADED,
+    SHARED_LIMITS_STORE_FAILURES,
+    SHARED_LIMITS_EXCHANGES,
+    POLICY_REFUSALS,
 ];
 
 /// The family a sample name belongs to (`ai_proxy_requests_total` → [`REQUESTS`]).

@@ -30,10 +30,10 @@ pub(crate) fn list(problems: &[Problem]) -> String {
 
 /// Collects problems in document order.
 #[derive(Default)]
-struct Report(Vec<Problem>);
+pub(crate) struct Report(Vec<Problem>);
 
 impl Report {
-    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn check(&mut self, ok: bool, path: impl Into<String>, message: impl Into<String>) {
         if !ok {
             self.0.push(Problem {
                 path: path.into(),
@@ -130,6 +130,7 @@ impl ProxyConfig {
         }
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
+        crate::policy::check(&mut r, self);
         if r.0.is_empty() { Ok(()) } else { Err(r.0) }
     }
 
@@ -378,7 +379,7 @@ fn check_timeouts(r: &mut Report, at: &str, t: &Timeouts) {
     );
 }
 
-fn check_key_source(r: &mut Report, at: &str, source: &KeySource) {
+pub(crate) fn check_key_source(r: &mut Report, at: &str, source: &KeySource) {
     match source {
         KeySource::Secret(s) => {
             r.check(

@@ -8,6 +8,8 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, StatusCode};
 use serde::Serialize;
 
+use crate::limits::Refusal;
+
 /// Everything the proxy itself can answer with instead of an upstream response.
 ///
 /// Messages never contain a key, a prompt or a completion: only names the operator configured
@@ -83,6 +85,9 @@ pub enum ProxyError {
     /// Every upstream for this model has its circuit breaker open.
     #[error("The upstream service is temporarily unavailable. Please retry after {}s.", .0.as_secs().max(1))]
     Unavailable(Duration),
+    /// The client's policy refuses this request (model, rate, budget; see `limits`).
+    #[error(transparent)]
+    Policy(#[from] Refusal),
     /// A bug or an impossible request to build; details go to the log, not to the client.
     #[error("The proxy had an internal error.")]
     Internal,
@@ -110,6 +115,7 @@ impl ProxyError {
             Self::BadGateway | Self::UpstreamAuth => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Policy(r) => r.status(),
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +140,7 @@ impl ProxyError {
             | Self::Overloaded
             | Self::TooManyConnections
             | Self::Internal => "server_error",
+            Self::Policy(r) => r.kind(),
         }
     }
 
@@ -157,6 +164,7 @@ impl ProxyError {
             Self::UpstreamAuth => "upstream_auth_failed",
             Self::GatewayTimeout => "upstream_timeout",
             Self::Unavailable(_) => "upstream_unavailable",
+            Self::Policy(r) => r.code(),
             Self::Internal => "internal_error",
         }
     }
@@ -165,6 +173,7 @@ impl ProxyError {
     pub fn param(&self) -> Option<&'static str> {
         match self {
             Self::ModelNotFound(_) | Self::MissingModel => Some("model"),
+            Self::Policy(r) => r.param(),
             Self::MissingKey
             | Self::InvalidKey
             | Self::UnknownUrl { .. }
@@ -188,6 +197,7 @@ impl ProxyError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             Self::RateLimited(d) | Self::Unavailable(d) => Some(ceil_secs(*d)),
+            Self::Policy(r) => r.retry_after().map(ceil_secs),
             Self::Overloaded | Self::TooManyConnections | Self::TooManyInFlight(_) => Some(1),
             _ => None,
         }
@@ -240,6 +250,11 @@ impl IntoResponse for ProxyError {
         if matches!(self, Self::RequestTimeout) {
             // The rest of the body will not come: this connection is done.
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Self::Policy(r) = &self {
+            for (name, value) in r.headers().pairs() {
+                headers.insert(name, value);
+            }
         }
         if let Self::MethodNotAllowed { path, .. } = &self {
             let allow = if path == "/v1/models" { "GET" } else { "POST" };

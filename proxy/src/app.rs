@@ -9,7 +9,7 @@ use ai_api_proxy_config::Cors;
 use axum::Router;
 use axum::routing::{get, post};
 use http::Method;
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use tower::ServiceBuilder;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{
@@ -97,7 +97,12 @@ fn cors_layer(cors: &Cors) -> Result<Option<CorsLayer>, StartError> {
             // OpenAI's browser SDK adds its own `x-stainless-*` headers; origins are exact,
             // so echoing the requested headers opens nothing.
             .allow_headers(AllowHeaders::mirror_request())
-            .expose_headers([X_REQUEST_ID, header::RETRY_AFTER])
+            .expose_headers(
+                [X_REQUEST_ID, header::RETRY_AFTER]
+                    .into_iter()
+                    .chain(crate::limits::RATE_HEADERS.map(HeaderName::from_static))
+                    .collect::<Vec<_>>(),
+            )
             .max_age(Duration::from_secs(86400)),
     ))
 }

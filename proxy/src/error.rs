@@ -64,6 +64,9 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
+    /// The shared limits store's address cannot be used.
+    #[error("{0}")]
+    SharedLimits(#[from] crate::limits::StoreError),
     /// A CORS origin cannot be a header value.
     #[error("cors: bad origin `{0}`")]
     Cors(String),

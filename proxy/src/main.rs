@@ -8,8 +8,10 @@ mod api_error;
 mod app;
 mod error;
 mod guard;
+mod limits;
 mod listener;
 mod load;
+mod metering;
 mod observability;
 mod reload;
 mod routing;
@@ -30,6 +32,7 @@ use error::StartError;
 use guard::auth::Authenticate;
 use guard::keys::{self, KeyStore};
 use guard::limit::ClientLimits;
+use limits::Limiter;
 use listener::admin::{self, Admin};
 use listener::conn::Conns;
 use observability::logsink;
@@ -95,7 +98,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut watched = Vec::new();
     let authenticate = client_auth(&config, &mut watched)?;
     let upstreams = upstreams(&config, workers, &mut watched)?;
-    let limits = Arc::new(ClientLimits::new(&config.rate_limit, metrics.clone()));
+    let limits = Arc::new(ClientLimits::new(
+        &config.rate_limit,
+        &config.policies,
+        metrics.clone(),
+    ));
     let forwarder = Forwarder {
         retry: RetryPolicy {
             max_attempts: config.retry.max_attempts.max(1),
@@ -105,7 +112,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     };
     let budget = Budget::new(config.limits.body_budget_bytes, metrics.clone());
-    let routes = Arc::new(Routes::new(&config, &upstreams, budget, forwarder)?);
+    let limiter = Arc::new(shared_limits(&config, &metrics)?);
+    let routes = Arc::new(Routes::new(
+        &config,
+        &upstreams,
+        budget,
+        forwarder,
+        limiter.clone(),
+    )?);
     let app = app::api(
         routes,
         authenticate,
@@ -139,6 +153,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
     tokio::spawn(guard::limit::sweep(limits));
+    // On this thread's runtime, which also drives the store's connection for every worker.
+    tokio::spawn(limiter.run_settler());
     tokio::spawn(logsink::flusher());
     for file in watched {
         tokio::spawn(reload::watch(file, metrics.clone()));
@@ -157,6 +173,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     listener::serve(api, conns, workers, draining, drain).await?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// Per-key policies, their counters shared through the store when one is configured. Runs on
+/// the housekeeping runtime: the store's connection is driven there for every worker.
+fn shared_limits(config: &ProxyConfig, metrics: &Metrics) -> Result<Limiter, StartError> {
+    let password = match config
+        .shared_limits
+        .as_ref()
+        .and_then(|s| s.password.as_ref())
+    {
+        Some(source) => Some(load::read_secret(source, &config.secrets_dir)?),
+        None => None,
+    };
+    let shared = config
+        .shared_limits
+        .as_ref()
+        .map(|s| (s, password.as_deref()));
+    Ok(Limiter::new(
+        &config.policies,
+        shared,
+        metrics.limits.clone(),
+    )?)
 }
 
 /// Client authentication from configuration; a key file from a Secret is watched.

@@ -92,7 +92,7 @@ async fn chat_injects_upstream_key_and_never_forwards_the_clients() {
     }
     assert_eq!(
         proxy
-            .metric(r#"ai_proxy_tokens_total{model="gpt-4o",kind="prompt"}"#)
+            .metric(r#"ai_proxy_tokens_total{client="team-a",model="gpt-4o",kind="prompt"}"#)
             .await,
         9.0
     );

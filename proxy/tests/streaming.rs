@@ -79,7 +79,7 @@ async fn sdk_stream_and_usage_from_the_final_chunk() {
     assert_eq!(log["prompt_tokens"], 7);
     assert_eq!(
         proxy
-            .metric(r#"ai_proxy_tokens_total{model="m",kind="completion"}"#)
+            .metric(r#"ai_proxy_tokens_total{client="team-a",model="m",kind="completion"}"#)
             .await,
         3.0
     );

@@ -1,6 +1,6 @@
 //! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
-//! scraping only from the scraper's namespace to the admin port; egress only to the cluster DNS and to the
-//! upstreams' ports.
+//! scraping only from the scraper's namespace to the admin port; egress only to the cluster
+//! DNS, to the upstreams' ports and to the shared limits store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,7 +112,40 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
             ),
         });
     }
+    rules.extend(store(env));
     rules
+}
+
+/// The shared limits store's port, towards its pods or address ranges only.
+fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
+    let (_, store_port) = env.proxy.shared_limits.as_ref()?.host_port()?;
+    let peers = env.network_policy.shared_limits.as_ref()?;
+    let in_cluster = peers.namespace.is_some() || !peers.pod_labels.is_empty();
+    let pods = in_cluster.then(|| NetworkPolicyPeer {
+        namespace_selector: peers.namespace.as_ref().map(|ns| namespace(ns.as_str())),
+        // Without a namespace, a pod selector (even an empty one) means the policy's own.
+        pod_selector: (!peers.pod_labels.is_empty() || peers.namespace.is_none()).then(|| {
+            LabelSelector {
+                match_labels: Some(peers.pod_labels.clone()),
+                ..Default::default()
+            }
+        }),
+        ..Default::default()
+    });
+    let to: Vec<_> = pods
+        .into_iter()
+        .chain(peers.cidrs.iter().map(|cidr| NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .collect();
+    (!to.is_empty()).then(|| NetworkPolicyEgressRule {
+        to: Some(to),
+        ports: Some(vec![port("TCP", i32::from(store_port))]),
+    })
 }
 
 fn namespace(name: &str) -> LabelSelector {
@@ -185,7 +218,7 @@ mod tests {
         );
         assert!(has_dns_rule(&spec, "kube-system"));
         let egress = spec.egress.unwrap_or_default();
-        assert_eq!(egress.len(), 2);
+        assert_eq!(egress.len(), 3);
         assert_eq!(ports(&egress[1]), [("TCP".into(), 443)]);
         let cidrs: Vec<_> = egress[1]
             .to
@@ -208,6 +241,7 @@ mod tests {
         assert_eq!(ports(&egress[1]), [("TCP".into(), 9000)]);
 
         env.proxy.upstreams.clear();
+        env.proxy.shared_limits = None;
         let spec = self::spec(&env);
         assert!(has_dns_rule(&spec, "kube-system"));
         assert_eq!(
@@ -269,6 +303,28 @@ mod tests {
         env.ingress.enabled = false;
         env.http_route.enabled = false;
         assert_eq!(got(&env), [("monitoring".into(), admin)]);
+    }
+
+    #[test]
+    fn the_store_is_reached_on_its_port_only_where_it_runs() {
+        let mut env = load("production");
+        let shared = env.proxy.shared_limits.clone();
+        assert!(shared.is_some(), "production shares its limits");
+        let egress = spec(&env).egress.unwrap_or_default();
+        assert_eq!(egress.len(), 3);
+        assert_eq!(ports(&egress[2]), [("TCP".into(), 6379)]);
+        let peer = &egress[2].to.as_ref().unwrap()[0];
+        assert_eq!(
+            peer.pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([(
+                "app.kubernetes.io/name".into(),
+                "redis".into()
+            )]))
+        );
+        env.proxy.shared_limits = None;
+        assert_eq!(spec(&env).egress.map(|e| e.len()), Some(2));
     }
 
     #[test]

@@ -129,7 +129,7 @@ mod tests {
         let env = load("production");
         let (volumes, mounts) = build(&env);
         let refs = env.proxy.secret_refs();
-        assert_eq!(refs.len(), 2);
+        assert_eq!(refs.len(), 3, "client keys, upstream key, Redis password");
         for r in refs {
             let volume = volumes.iter().find(|v| {
                 v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) == Some(&r.name)
@@ -186,6 +186,7 @@ mod tests {
         second.name = "local".into();
         second.api_key = KeySource::Env("LOCAL_KEY".into());
         env.proxy.upstreams.push(second);
+        env.proxy.shared_limits = None;
         let (volumes, mounts) = build(&env);
         assert_eq!(volumes.len(), 2);
         assert_eq!(volumes[1].name, "secret-shared-secret");

@@ -278,6 +278,23 @@ pub struct NetworkPolicy {
     #[schemars(example = ["0.0.0.0/0"])]
     #[serde(default = "defaults::upstream_cidrs")]
     pub upstream_cidrs: Vec<String>,
+    /// Where the shared limits store (`proxy.shared_limits`) runs: egress to its port is
+    /// allowed there only. Required exactly when `proxy.shared_limits` is set.
+    #[serde(default)]
+    pub shared_limits: Option<StorePeers>,
+}
+
+/// Where the Redis (or Valkey) of `proxy.shared_limits` runs: pods in the cluster, address
+/// ranges outside it (a managed service), or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorePeers {
+    /// Namespace of the store's pods (absent: the proxy's own namespace).
+    pub namespace: Option<DnsLabel>,
+    /// Labels of the store's pods.
+    pub pod_labels: BTreeMap<String, String>,
+    /// Address ranges of a store outside the cluster.
+    pub cidrs: Vec<String>,
 }
 
 /// Where the cluster DNS runs.

@@ -10,6 +10,7 @@ mod monitoring;
 mod route;
 mod rules;
 mod secrets;
+mod shared_limits;
 #[cfg(test)]
 mod tests;
 mod traffic;
@@ -40,6 +41,7 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     monitoring::metrics(&mut r, env);
     rules::pod(&mut r, env);
     rules::proxy_in_a_cluster(&mut r, env);
+    shared_limits::shared_limits(&mut r, env);
     secrets::no_secret_values(&mut r, env);
     // Messages quote the values they reject; a rejected value that is a credential is not repeated.
     r.0.into_iter()

@@ -73,6 +73,15 @@ impl Cluster {
             "ai-api-client-keys",
             &format!("--from-literal=keys=team-a:{SECRET_VALUE}"),
         ]);
+        self.plane.kubectl([
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "generic",
+            "ai-api-redis",
+            &format!("--from-literal=password={SECRET_VALUE}"),
+        ]);
     }
 
     /// `infra <command> --env <env> --kubeconfig <plane> --set namespace=<ns> <args>`.

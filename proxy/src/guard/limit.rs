@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ai_api_proxy_config::RateLimit;
+use ai_api_proxy_config::{Policies, RateLimit};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -30,18 +30,27 @@ pub struct ClientLimits {
     /// Requests in flight per client; a client is listed only while it has some.
     in_flight: Mutex<HashMap<Client, u32>>,
     max_in_flight: u32,
+    /// The `max_in_flight` of each key with its own policy, and of everyone else.
+    key_caps: HashMap<String, Option<u32>>,
+    default_cap: Option<u32>,
     metrics: Arc<Metrics>,
 }
 
 impl ClientLimits {
     /// From configuration (zero values are raised to 1).
-    pub fn new(cfg: &RateLimit, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &RateLimit, policies: &Policies, metrics: Arc<Metrics>) -> Self {
         let rps = NonZeroU32::new(cfg.requests_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(cfg.burst).unwrap_or(NonZeroU32::MIN);
         Self {
             bucket: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: cfg.max_in_flight.max(1),
+            key_caps: policies
+                .keys
+                .iter()
+                .map(|(id, p)| (id.clone(), p.max_in_flight))
+                .collect(),
+            default_cap: policies.default.max_in_flight,
             metrics,
         }
     }
@@ -57,15 +66,29 @@ impl ClientLimits {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The in-flight cap of `client`: its policy's, else `rate_limit.max_in_flight`.
+    fn cap(&self, client: &Client) -> u32 {
+        let policy = match client {
+            Client::Key(id) => self
+                .key_caps
+                .get(id.as_ref())
+                .copied()
+                .unwrap_or(self.default_cap),
+            Client::Anonymous(_) => self.default_cap,
+        };
+        policy.unwrap_or(self.max_in_flight).max(1)
+    }
+
     /// Takes an in-flight slot for `client`, released when the [`Slot`] drops.
-    fn take_slot(self: &Arc<Self>, client: &Client) -> Option<Slot> {
+    fn take_slot(self: &Arc<Self>, client: &Client) -> Result<Slot, u32> {
+        let cap = self.cap(client);
         let mut counts = self.counts();
         let n = counts.entry(client.clone()).or_insert(0);
-        if *n >= self.max_in_flight {
-            return None;
+        if *n >= cap {
+            return Err(cap);
         }
         *n += 1;
-        Some(Slot {
+        Ok(Slot {
             limits: self.clone(),
             client: client.clone(),
         })
@@ -112,10 +135,10 @@ impl Check for Throttle {
             return Err(ProxyError::RateLimited(wait));
         }
         match self.0.take_slot(client) {
-            Some(slot) => Ok(Some(slot)),
-            None => {
+            Ok(slot) => Ok(Some(slot)),
+            Err(cap) => {
                 self.0.metrics.in_flight_limited.inc();
-                Err(ProxyError::TooManyInFlight(self.0.max_in_flight))
+                Err(ProxyError::TooManyInFlight(cap))
             }
         }
     }
@@ -174,7 +197,11 @@ mod tests {
             burst,
             max_in_flight,
         };
-        Arc::new(ClientLimits::new(&cfg, Arc::new(Metrics::new(&[]))))
+        Arc::new(ClientLimits::new(
+            &cfg,
+            &Policies::default(),
+            Arc::new(Metrics::new(&[])),
+        ))
     }
 
     #[test]
@@ -196,11 +223,41 @@ mod tests {
         let b = Client::Key(Arc::from("b"));
         let s1 = l.take_slot(&a).unwrap();
         let _s2 = l.take_slot(&a).unwrap();
-        assert!(l.take_slot(&a).is_none());
-        assert!(l.take_slot(&b).is_some());
+        assert_eq!(l.take_slot(&a).err(), Some(2));
+        assert!(l.take_slot(&b).is_ok());
         drop(s1);
-        assert!(l.take_slot(&a).is_some());
+        assert!(l.take_slot(&a).is_ok());
         drop(_s2);
         assert!(l.counts().is_empty(), "freed clients are forgotten");
+    }
+
+    #[test]
+    fn a_key_policy_sets_its_own_in_flight_cap() {
+        let mut policies = Policies::default();
+        policies.default.max_in_flight = Some(1);
+        policies.keys.insert(
+            "batch".into(),
+            ai_api_proxy_config::KeyPolicy {
+                max_in_flight: Some(3),
+                ..Default::default()
+            },
+        );
+        let cfg = RateLimit {
+            requests_per_second: 100,
+            burst: 100,
+            max_in_flight: 10,
+        };
+        let l = Arc::new(ClientLimits::new(
+            &cfg,
+            &policies,
+            Arc::new(Metrics::new(&[])),
+        ));
+        let batch = Client::Key(Arc::from("batch"));
+        let other = Client::Key(Arc::from("other"));
+        let held: Vec<_> = (0..3).map(|_| l.take_slot(&batch).unwrap()).collect();
+        assert_eq!(l.take_slot(&batch).err(), Some(3));
+        let _one = l.take_slot(&other).unwrap();
+        assert_eq!(l.take_slot(&other).err(), Some(1));
+        drop(held);
     }
 }

@@ -30,6 +30,8 @@ impl ClientId {
 pub struct Exchange {
     /// Configured model name (`-` for pass-through paths).
     pub model: Arc<str>,
+    /// Client key id for metric labels (`anonymous` without authentication).
+    pub client: Arc<str>,
     /// Upstream that answered.
     pub upstream: Arc<str>,
     /// Attempts made, across upstreams.

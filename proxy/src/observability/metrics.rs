@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use ai_api_proxy_config::metrics as catalogue;
+
+use crate::limits::{LimitMetrics, ReasonLabels};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -40,6 +42,8 @@ pub struct UpstreamLabels {
 /// Labels of token counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
+    /// Client key id (`anonymous` without authentication): ids are configured, so bounded.
+    pub client: Arc<str>,
     /// Configured model name.
     pub model: Arc<str>,
     /// `prompt` or `completion`.
@@ -116,6 +120,8 @@ pub struct Metrics {
     pub key_reloads: Family<FileLabels, Counter>,
     /// Changed secret files that could not be used (the old keys stay), by file.
     pub key_reload_failures: Family<FileLabels, Counter>,
+    /// The per-key policies' limiter: store health, round trips, refusals.
+    pub limits: LimitMetrics,
 }
 
 impl Metrics {
@@ -140,6 +146,7 @@ impl Metrics {
             upstream_auth_failures: Family::default(),
             key_reloads: Family::default(),
             key_reload_failures: Family::default(),
+            limits: LimitMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -219,6 +226,20 @@ impl Metrics {
             catalogue::KEY_RELOAD_FAILURES.help,
             m.key_reload_failures.clone(),
         );
+        let l = &m.limits;
+        for (metric, counter) in [
+            (catalogue::SHARED_LIMITS_STORE_FAILURES, &l.store_failures),
+            (catalogue::SHARED_LIMITS_EXCHANGES, &l.store_exchanges),
+        ] {
+            registry.register(metric.name, metric.help, counter.clone());
+        }
+        let degraded = catalogue::SHARED_LIMITS_DEGRADED;
+        registry.register(degraded.name, degraded.help, l.degraded.clone());
+        let refusals = catalogue::POLICY_REFUSALS;
+        registry.register(refusals.name, refusals.help, l.refusals.clone());
+        for reason in catalogue::POLICY_REFUSAL_REASONS {
+            l.refusals.get_or_create(&ReasonLabels { reason }).inc_by(0);
+        }
         for phase in catalogue::CLIENT_TIMEOUT_PHASES {
             m.client_timeouts
                 .get_or_create(&PhaseLabels { phase })

@@ -16,6 +16,9 @@ use http::header::{CONTENT_TYPE, HeaderValue};
 
 use crate::api_error::{ProxyError, Result};
 use crate::error::StartError;
+use crate::guard::Client;
+use crate::limits::Limiter;
+use crate::metering;
 use crate::upstream::Upstream;
 use crate::upstream::forward::{Forwarder, Outgoing};
 use body::{BodyLimits, Budget};
@@ -39,6 +42,8 @@ pub struct Routes {
     body: BodyLimits,
     budget: Arc<Budget>,
     forwarder: Forwarder,
+    /// Per-key policies: models, rates, budgets.
+    limiter: Arc<Limiter>,
 }
 
 impl Routes {
@@ -48,6 +53,7 @@ impl Routes {
         upstreams: &HashMap<String, Arc<Upstream>>,
         budget: Arc<Budget>,
         forwarder: Forwarder,
+        limiter: Arc<Limiter>,
     ) -> Result<Self, StartError> {
         let find = |name: &str| {
             upstreams
@@ -87,6 +93,7 @@ impl Routes {
             },
             budget,
             forwarder,
+            limiter,
         })
     }
 }
@@ -109,19 +116,43 @@ async fn by_model_inner(routes: &Routes, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     // Held until the upstream's answer has started: the body is in memory until then.
     let (body, _reserved) = body::read(body, &parts.headers, routes.body, &routes.budget).await?;
-    let model = model::model_of(&body)?;
+    let (model, facts) = model::read(&body)?;
     let route = routes
         .models
         .get(model.as_ref())
         .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
+    let (client, label) = client_ids(&parts.extensions);
+    // After routing (the model is known, and 404 comes first) and before the upstream.
+    let permit = routes
+        .limiter
+        .admit(&client, Some(&route.name), facts.estimate(body.len()))
+        .await?;
+    // Every stream is metered: ask for usage when the client did not (taken back out below).
+    let with_usage = facts
+        .needs_usage_added()
+        .then(|| metering::with_usage_requested(&body))
+        .flatten();
+    let usage_added = with_usage.is_some();
     let out = Outgoing {
         method: &parts.method,
         suffix: suffix(&parts.uri),
         headers: &parts.headers,
         model: route.name.clone(),
-        body: body.clone(),
+        client: label,
+        body: with_usage.map_or_else(|| body.clone(), Bytes::from),
     };
-    Ok(routes.forwarder.forward(&route.upstreams, out).await)
+    let response = routes.forwarder.forward(&route.upstreams, out).await;
+    Ok(metering::meter(response, permit, usage_added))
+}
+
+/// The client's id for its policy (its key id, or its address when anonymous), and for metric
+/// labels (its key id, or `anonymous`: configured ids only, so the label set stays bounded).
+fn client_ids(extensions: &http::Extensions) -> (Arc<str>, Arc<str>) {
+    match extensions.get::<Client>() {
+        Some(Client::Key(id)) => (id.clone(), id.clone()),
+        Some(Client::Anonymous(ip)) => (Arc::from(ip.to_string()), Arc::from("anonymous")),
+        None => (Arc::from("anonymous"), Arc::from("anonymous")),
+    }
 }
 
 /// Configured pass-through paths: forwarded as they are to their upstream; anything else 404.
@@ -135,17 +166,26 @@ pub async fn fallback(State(routes): State<Arc<Routes>>, request: Request) -> Re
             Ok(b) => b,
             Err(e) => return e.into_response(),
         };
+    // Pass-through requests count against the key's rates and budgets too (no model list).
+    let (client, label) = client_ids(&parts.extensions);
+    let estimate = metering::Facts::default().estimate(body.len());
+    let permit = match routes.limiter.admit(&client, None, estimate).await {
+        Ok(permit) => permit,
+        Err(refusal) => return ProxyError::from(refusal).into_response(),
+    };
     let out = Outgoing {
         method: &parts.method,
         suffix: suffix(&parts.uri),
         headers: &parts.headers,
         model: Arc::from("-"),
+        client: label,
         body,
     };
-    routes
+    let response = routes
         .forwarder
         .forward(std::slice::from_ref(&up), out)
-        .await
+        .await;
+    metering::meter(response, permit, false)
 }
 
 /// `GET /v1/models`, answered from configuration.

@@ -1,25 +1,26 @@
-//! Reading `model` from a JSON request body, without parsing the rest into values.
+//! Reading `model` (and what metering needs) from a JSON request body, without parsing the
+//! rest into values.
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-
 use crate::api_error::{ProxyError, Result};
-
-/// The only field the proxy reads; everything else passes through untouched, unparsed into
-/// values (serde still checks that the whole body is well-formed JSON).
-#[derive(Deserialize)]
-struct Peek<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
-}
+use crate::metering::Facts;
 
 /// Reads `model` from a JSON body, or says why not (the position of a syntax error only: the
 /// body itself is never echoed).
+#[cfg(test)]
 pub fn model_of(body: &[u8]) -> Result<Cow<'_, str>> {
-    match serde_json::from_slice::<Peek<'_>>(body) {
-        Ok(Peek { model: Some(m) }) => Ok(m),
-        Ok(Peek { model: None }) => Err(ProxyError::MissingModel),
+    read(body).map(|(model, _)| model)
+}
+
+/// Reads `model` and the metering facts in one pass; everything else passes through
+/// untouched, unparsed into values (serde still checks that the whole body is well-formed).
+pub fn read(body: &[u8]) -> Result<(Cow<'_, str>, Facts<'_>)> {
+    match Facts::read(body) {
+        Ok(mut facts) => match facts.model.take() {
+            Some(model) => Ok((model, facts)),
+            None => Err(ProxyError::MissingModel),
+        },
         Err(e) if e.is_data() => Err(ProxyError::MissingModel),
         Err(e) => Err(ProxyError::InvalidJson {
             line: e.line(),

@@ -65,6 +65,8 @@ pub struct Outgoing<'a> {
     pub body: Bytes,
     /// Model label for logs and metrics.
     pub model: Arc<str>,
+    /// Client key id label for metrics (`anonymous` without authentication).
+    pub client: Arc<str>,
 }
 
 /// The last reason an upstream gave no usable answer.
@@ -179,6 +181,7 @@ impl Forwarder {
                             observe_ttfb(state, up, ttfb);
                             return relay(
                                 state, up, response, first, ttfb, attempts, deadline, out.model,
+                                out.client,
                             );
                         }
                         // A 429 is an answer from a working upstream, not a failure.
@@ -232,7 +235,7 @@ impl Forwarder {
                 let deadline = start + up.timeouts.total;
                 observe_ttfb(state, &up, ttfb);
                 relay(
-                    state, &up, response, None, ttfb, attempts, deadline, out.model,
+                    state, &up, response, None, ttfb, attempts, deadline, out.model, out.client,
                 )
             }
             Some(Failure::Timeout) => ProxyError::GatewayTimeout.into_response(),
@@ -280,6 +283,7 @@ fn relay(
     attempts: u32,
     deadline: Instant,
     model: Arc<str>,
+    client: Arc<str>,
 ) -> Response {
     let (mut parts, body) = response.into_parts();
     headers::clean_response(&mut parts.headers);
@@ -295,6 +299,7 @@ fn relay(
     }
     let exchange = Arc::new(Exchange {
         model,
+        client,
         upstream: up.name.clone(),
         attempts,
         ttfb,

@@ -91,6 +91,7 @@ impl Relay {
             ] {
                 m.tokens
                     .get_or_create(&TokenLabels {
+                        client: self.exchange.client.clone(),
                         model: model.clone(),
                         kind,
                     })

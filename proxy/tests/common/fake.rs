@@ -185,6 +185,11 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         Behaviour::CutMidEvent(n) => (Some(n), None, true),
         _ => (None, None, false),
     };
+    let null_usage = if include_usage {
+        r#","usage":null"#
+    } else {
+        ""
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         for i in 0..chunks {
@@ -200,8 +205,9 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             if stall_after == Some(i) {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
+            // Like OpenAI: asked for usage, every chunk carries `"usage":null` until the last.
             let chunk = format!(
-                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]}}\n\n"
+                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]{null_usage}}}\n\n"
             );
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 ctl.cancelled.fetch_add(1, Ordering::SeqCst);
@@ -209,8 +215,8 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             }
             tokio::time::sleep(delay).await;
         }
-        let mut tail = String::from(
-            "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        let mut tail = format!(
+            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]{null_usage}}}\n\n",
         );
         if include_usage {
             tail.push_str(&format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":7,\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n", 7 + chunks));

@@ -325,7 +325,7 @@ pub(super) fn proxy_in_a_cluster(r: &mut Report, env: &Environment) {
     }
 }
 
-fn env_key_source(r: &mut Report, at: &str, source: &KeySource) {
+pub(super) fn env_key_source(r: &mut Report, at: &str, source: &KeySource) {
     if let KeySource::Env(var) = source {
         r.push(
             format!("{at}.env"),

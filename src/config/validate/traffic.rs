@@ -213,7 +213,7 @@ pub(super) fn network_policy(r: &mut Report, env: &Environment) {
     }
 }
 
-fn parse_cidr(cidr: &str) -> Result<(), String> {
+pub(super) fn parse_cidr(cidr: &str) -> Result<(), String> {
     let expected = "expected an IPv4 or IPv6 range like `10.0.0.0/8` or `2001:db8::/32`";
     let Some((addr, bits)) = cidr.split_once('/') else {
         return Err(format!("`{cidr}` has no prefix length: {expected}"));
