@@ -16,6 +16,7 @@ PIP_VERSION=26.3
 TAPLO_CLI_VERSION=0.7.0   # `taplo --version` says 0.9.0: the npm package bundles that release
 # Debian packages (apt_tool), exact Debian versions as `apt-cache policy <package>` shows them:
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
+REDIS_DEB_VERSION=5:7.0.15-1~deb12u10   # redis-server for the shared-limits tests
 
 CI_TOOLS="${CI_TOOLS_DIR:-${TMPDIR:-/tmp}/infra-ci-tools}"
 CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
