@@ -79,13 +79,11 @@ pub async fn candidates(
         async move {
             match dynamic_api(client, r, Some(namespace)).list(list).await {
                 // A custom resource whose CRD the cluster does not have: nothing of it to prune.
-                Err(kube::Error::Api(status)) if status.is_not_found() => {
-                    Ok(kube::api::ObjectList {
-                        types: Default::default(),
-                        metadata: Default::default(),
-                        items: Vec::new(),
-                    })
-                }
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok(kube::api::ObjectList {
+                    types: Default::default(),
+                    metadata: Default::default(),
+                    items: Vec::new(),
+                }),
                 listed => listed.map_err(Error::kube(format!("list {} in {namespace}", r.kind))),
             }
         }
