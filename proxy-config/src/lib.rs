@@ -9,6 +9,7 @@
 mod duration;
 pub mod metrics;
 mod policy;
+mod rules;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -469,6 +470,6 @@ pub enum LoadError {
     #[error("configuration is not valid: {0}")]
     Parse(#[source] serde_json::Error),
     /// Well-formed but inconsistent.
-    #[error("configuration is inconsistent:\n{}", validate::list(.0))]
+    #[error("configuration is inconsistent:\n{}", rules::list(.0))]
     Invalid(Vec<Problem>),
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::validate::{Report, check_key_source, is_dns_subdomain};
+use crate::rules::{Report, check_key_source, is_dns_subdomain};
 use crate::{ClientAuth, Duration, KeySource, ProxyConfig};
 
 /// What each client may do. A key with an entry in `keys` gets that policy, whole; every

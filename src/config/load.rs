@@ -10,11 +10,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
-use super::origin::Origin;
+use super::origin::{ENV_PREFIX, Origin};
 use super::{Environment, validate};
-
-/// Prefix of environment variables that override keys.
-pub const ENV_PREFIX: &str = "INFRA_";
 
 /// What to merge: the environments folder, the environment's name and the `--set` overrides.
 #[derive(Clone, Debug)]

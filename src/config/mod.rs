@@ -11,9 +11,10 @@ pub mod schema;
 mod types;
 pub mod validate;
 
-pub use load::{ConfigError, Diagnostic, ENV_PREFIX, Layers, environments, figment, load};
+pub use load::{ConfigError, Diagnostic, Layers, environments, figment, load};
 pub use monitoring::{AlertThresholds, Metrics};
 pub use names::{DnsLabel, DnsSubdomain, Hostname, Port};
+pub use origin::ENV_PREFIX;
 pub use origin::Origin;
 pub use quantity::Quantity;
 pub use route::{GatewayRef, HttpRoute, RouteMatch, RoutePath};

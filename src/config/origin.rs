@@ -6,7 +6,8 @@ use std::fmt;
 use figment::{Metadata, Source};
 use serde::Serialize;
 
-use super::load::ENV_PREFIX;
+/// Prefix of environment variables that override keys.
+pub const ENV_PREFIX: &str = "INFRA_";
 
 /// The layer that set a value, or the default that filled it. As JSON:
 /// `{"layer": "file", "path": "environments/production.toml", "line": 22}`,
