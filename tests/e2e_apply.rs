@@ -117,32 +117,42 @@ fn a_field_another_manager_owns_fails_the_apply_before_anything_is_written() {
     assert_eq!(owners, ["infra"]);
 }
 
+/// Keeps the proxy config (and so the pod template) the same on both sides of a switch of
+/// autoscaling: the shared limits' fallback divisor must stay within the replica bounds.
+const SAME_DIVISOR: [&str; 2] = ["--set", "proxy.shared_limits.replicas=3"];
+
+/// Autoscaling off, three replicas set by `infra`.
+const MANUAL: [&str; 6] = [
+    "--set",
+    "autoscaling.enabled=false",
+    "--set",
+    "replicas=3",
+    SAME_DIVISOR[0],
+    SAME_DIVISOR[1],
+];
+
+/// Applies production with [`MANUAL`] and waits for its three replicas.
+fn running_three_replicas_by_hand(c: &Cluster) {
+    c.infra_ok(
+        "apply",
+        "production",
+        &[&MANUAL[..], &["--timeout", "90s"]].concat(),
+    );
+    c.wait_available(3);
+}
+
 #[test]
 fn switching_autoscaling_on_never_drops_the_running_replicas() {
     let Some(c) = Cluster::new("handover") else {
         return;
     };
-    let off = [
-        "--set",
-        "autoscaling.enabled=false",
-        "--set",
-        "replicas=3",
-        "--set",
-        "proxy.shared_limits.replicas=3",
-    ];
-    c.infra_ok(
-        "apply",
-        "production",
-        &[&off[..], &["--timeout", "90s"]].concat(),
-    );
-    c.wait_available(3);
+    running_three_replicas_by_hand(&c);
 
     // Same proxy config on both sides (the fallback divisor stays 3): only the handover changes.
-    let on = ["--set", "proxy.shared_limits.replicas=3"];
     let out = c.infra_ok(
         "apply",
         "production",
-        &[&on[..], &["--timeout", "90s"]].concat(),
+        &[&SAME_DIVISOR[..], &["--timeout", "90s"]].concat(),
     );
     assert!(
         out.contains(&format!("created HorizontalPodAutoscaler {}/{APP}", c.ns)),
@@ -168,20 +178,7 @@ fn a_failure_midway_reports_what_was_applied_and_keeps_the_replicas() {
     let Some(c) = Cluster::new("midway") else {
         return;
     };
-    let off = [
-        "--set",
-        "autoscaling.enabled=false",
-        "--set",
-        "replicas=3",
-        "--set",
-        "proxy.shared_limits.replicas=3",
-    ];
-    c.infra_ok(
-        "apply",
-        "production",
-        &[&off[..], &["--timeout", "90s"]].concat(),
-    );
-    c.wait_available(3);
+    running_three_replicas_by_hand(&c);
     // Admission refuses the real (not the dry-run) creation of the HPA in this namespace: the
     // failure comes after the Deployment let go of spec.replicas.
     c.kubectl_apply(&format!(
@@ -223,10 +220,14 @@ spec:
                 let out = c.infra(
                     "apply",
                     "production",
-                    &["--set", "proxy.shared_limits.replicas=3", "--no-wait"],
+                    &[&SAME_DIVISOR[..], &["--no-wait"]].concat(),
                 );
                 if out.status.success() {
-                    c.infra_ok("apply", "production", &[&off[..], &["--no-wait"]].concat());
+                    c.infra_ok(
+                        "apply",
+                        "production",
+                        &[&MANUAL[..], &["--no-wait"]].concat(),
+                    );
                     return None;
                 }
                 Some(out)
