@@ -8,6 +8,7 @@ mod api_error;
 mod app;
 mod error;
 mod guard;
+mod held;
 mod limits;
 mod listener;
 mod load;

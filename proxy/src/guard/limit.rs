@@ -5,23 +5,20 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ai_api_proxy_config::{Policies, RateLimit};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use bytes::Bytes;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use http_body::{Frame, SizeHint};
 
 use super::{Check, Client};
 use crate::api_error::ProxyError;
+use crate::held::Held;
 use crate::observability::metrics::Metrics;
 
 /// Per-client limits from configuration.
@@ -146,35 +143,9 @@ impl Check for Throttle {
     /// The slot is held until the answer's body has been sent or abandoned.
     fn answer(slot: Option<Slot>, response: Response) -> Response {
         match slot {
-            Some(slot) => response.map(|inner| Body::new(Holding { inner, _slot: slot })),
+            Some(slot) => response.map(|inner| Body::new(Held::new(inner, slot))),
             None => response,
         }
-    }
-}
-
-/// A body that holds a slot until it is dropped.
-struct Holding {
-    inner: Body,
-    _slot: Slot,
-}
-
-impl http_body::Body for Holding {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

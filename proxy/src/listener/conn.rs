@@ -21,8 +21,6 @@ use ai_api_proxy_config::Limits;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use bytes::Bytes;
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -34,6 +32,7 @@ use tokio::time::{Instant, Sleep};
 use tower::Service as _;
 
 use crate::api_error::ProxyError;
+use crate::held::Held;
 use crate::observability::metrics::{Metrics, PhaseLabels};
 
 /// What every connection of a worker shares.
@@ -115,7 +114,7 @@ pub async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::R
             let answer = app.clone().call(request);
             async move {
                 let response = answer.await?;
-                Ok::<_, Infallible>(response.map(|inner| Tracked { inner, _busy: busy }))
+                Ok::<_, Infallible>(response.map(|inner| Held::new(inner, busy)))
             }
         });
         let connection = builder.serve_connection(io, service).into_owned();
@@ -202,32 +201,6 @@ impl Drop for Busy {
         let ms = u64::try_from(a.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         a.idle_since_ms.store(ms, Ordering::Relaxed);
         a.busy.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// An answer body that marks its request done when it is dropped.
-struct Tracked {
-    inner: Body,
-    _busy: Busy,
-}
-
-impl http_body::Body for Tracked {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
