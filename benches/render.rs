@@ -58,7 +58,7 @@ fn build_and_render(env: &Environment) -> usize {
         files: vec!["environments/production.toml".into()],
         overrides: vec![],
     };
-    let objects = infra::build::objects(env, "production");
+    let objects = infra::objects::objects(env, "production");
     match render::files(&objects, &provenance) {
         Ok(files) => files.iter().map(|f| f.content.len()).sum(),
         Err(e) => panic!("{e}"),

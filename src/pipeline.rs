@@ -1,8 +1,8 @@
 //! Environment layers → validated [`Environment`] → built objects, with the [`Provenance`]
 //! that heads every rendered file. What `render`, `plan` and `apply` all start from.
 
-use crate::build::{self, Object};
 use crate::config::{self, ConfigError, ENV_PREFIX, Environment, Layers};
+use crate::objects::{self, Object};
 use crate::render::{self, File, Provenance, RenderError};
 
 /// One environment, loaded and built.
@@ -19,7 +19,7 @@ pub struct Built {
 /// Loads and validates the environment of `layers` and builds its objects.
 pub fn build(layers: &Layers) -> Result<Built, ConfigError> {
     let env = config::load(layers)?;
-    let objects = build::objects(&env, &layers.env);
+    let objects = objects::objects(&env, &layers.env);
     Ok(Built {
         env,
         objects,

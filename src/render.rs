@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::build::Object;
+use crate::objects::Object;
 
 /// Where a rendering came from, for the header of every file.
 #[derive(Clone, Debug)]
@@ -121,7 +121,7 @@ fn quote_yaml11_booleans(text: &str) -> String {
     out
 }
 
-/// Renders every object to its own file, in kind order ([`crate::build::Kind::ALL`]) then name, and a `kustomization.yaml`
+/// Renders every object to its own file, in kind order ([`crate::objects::Kind::ALL`]) then name, and a `kustomization.yaml`
 /// listing them, so Argo CD, Flux and `kubectl apply -k` read the folder directly.
 pub fn files(objects: &[Object], provenance: &Provenance) -> Result<Vec<File>, RenderError> {
     let header = provenance.header();

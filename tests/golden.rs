@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use infra::config::{self, Layers};
 use infra::render::{self, Provenance};
-use infra::{build, output};
+use infra::{objects, output};
 use pretty_assertions::assert_eq;
 
 fn root() -> PathBuf {
@@ -33,7 +33,7 @@ fn render(env: &str) -> Vec<render::File> {
         ],
         overrides: vec![],
     };
-    render::files(&build::objects(&environment, env), &provenance).unwrap()
+    render::files(&objects::objects(&environment, env), &provenance).unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 
 use super::{Error, Result};
-use crate::build::applyset::{CONTAINS_GROUP_KINDS, ID, TOOL, TOOLING};
+use crate::objects::applyset::{CONTAINS_GROUP_KINDS, ID, TOOL, TOOLING};
 
 /// The group-kinds the parent `namespace/name` records (empty when there is no parent yet).
 /// Fails when the parent belongs to another tool or another set: per the ApplySet spec, a

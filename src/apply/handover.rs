@@ -11,7 +11,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::json;
 
 use super::{Error, FIELD_MANAGER, Result};
-use crate::build::Object;
+use crate::objects::Object;
 
 /// The field manager that keeps `spec.replicas` while `infra` lets go of it.
 pub const HANDOVER_MANAGER: &str = "infra-handover-to-hpa";
@@ -64,7 +64,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 
     use super::*;
-    use crate::build::{objects, tests::load};
+    use crate::objects::{objects, tests::load};
 
     fn live(manager: &str, fields: serde_json::Value) -> DynamicObject {
         let mut o: DynamicObject = serde_json::from_value(json!({

@@ -1,7 +1,7 @@
 //! `infra plan --live`: what `infra apply` would change in the cluster, in the offline plan's
 //! format, computed as `kubectl diff --server-side` does: a server-side dry run of our apply
 //! (our field manager, no force), diffed against the live object, both without what the
-//! server alone writes ([`objects::comparable`]), plus the objects a prune would delete.
+//! server alone writes ([`server_side::comparable`]), plus the objects a prune would delete.
 
 use std::collections::BTreeMap;
 
@@ -10,9 +10,9 @@ use kube::Api;
 use kube::api::DynamicObject;
 
 use super::discovery::Discovery;
-use super::objects::{self, comparable};
+use super::server_side::{self, comparable};
 use super::{Error, Result, applyset, prune};
-use crate::build;
+use crate::objects;
 use crate::pipeline::Built;
 use crate::plan::{self, Plan};
 use crate::render::{self, File};
@@ -23,8 +23,8 @@ pub async fn plan(client: &kube::Client, built: &Built, env_name: &str) -> Resul
     let env = &built.env;
     let namespace = env.namespace.as_str();
     let discovery = Discovery::read(client).await?;
-    let id = build::applyset::id(env);
-    let parent_name = build::applyset::parent_name(env);
+    let id = objects::applyset::id(env);
+    let parent_name = objects::applyset::parent_name(env);
     let recorded = applyset::recorded_kinds(client, namespace, &parent_name, &id).await?;
     let plan = super::set::with_parent(built, env_name, &super::set::member_kinds(built));
     let namespace_exists = Api::<Namespace>::all(client.clone())
@@ -32,8 +32,8 @@ pub async fn plan(client: &kube::Client, built: &Built, env_name: &str) -> Resul
         .await
         .map_err(Error::kube(format!("read Namespace {namespace}")))?
         .is_some();
-    let planned = objects::check(client, &plan, false, namespace_exists).await?;
-    let selector = build::applyset::member_selector(env, env_name);
+    let planned = server_side::check(client, &plan, false, namespace_exists).await?;
+    let selector = objects::applyset::member_selector(env, env_name);
     let candidates = prune::candidates(
         client,
         namespace,

@@ -10,9 +10,9 @@ pub mod diagnose;
 pub mod discovery;
 pub mod handover;
 pub mod live;
-pub mod objects;
 pub mod preflight;
 pub mod prune;
+pub mod server_side;
 pub mod set;
 pub mod wait;
 
@@ -20,14 +20,14 @@ use std::fmt;
 
 use kube::api::{Api, ApiResource, DynamicObject};
 
-use crate::build::{Kind, Object};
+use crate::objects::{Kind, Object};
 
 pub use conflict::Conflict;
 pub use preflight::Problem;
 
 /// The field manager of every server-side apply: one name, so the API server tracks exactly
 /// the fields `infra` sets and removes those it stops setting.
-pub const FIELD_MANAGER: &str = crate::build::labels::MANAGER;
+pub const FIELD_MANAGER: &str = crate::objects::labels::MANAGER;
 
 /// Why applying failed.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! found). What is ours: in the environment's namespace, carrying the selector labels
 //! (`app.kubernetes.io/name` and `instance`), `app.kubernetes.io/managed-by=infra` and
 //! `applyset.kubernetes.io/part-of=<our set>` (see
-//! [`crate::build::applyset::member_selector`]); each listed object is checked for them again
+//! [`crate::objects::applyset::member_selector`]); each listed object is checked for them again
 //! before it is deleted. Never a Secret, never the Namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams};
 
 use super::discovery::Discovery;
 use super::{Action, Error, Outcome, Result, api_resource, display_name, dynamic_api};
-use crate::build::{Kind, Object};
+use crate::objects::{Kind, Object};
 
 /// The resources to prune over: ours in reverse render order (what depends on others goes
 /// first), then every other namespaced kind the parent records and the server still serves.
@@ -155,8 +155,8 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::applyset;
-    use crate::build::tests::load;
+    use crate::objects::applyset;
+    use crate::objects::tests::load;
 
     #[test]
     fn the_namespace_is_never_pruned_and_ours_go_in_reverse_order() {

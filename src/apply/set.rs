@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::discovery::Discovery;
-use super::{Error, Outcome, Result, applyset, objects, preflight, prune, summary, wait};
-use crate::build::{self, Object, Readiness};
+use super::{Error, Outcome, Result, applyset, preflight, prune, server_side, summary, wait};
+use crate::objects::{self, Object, Readiness};
 use crate::pipeline::Built;
 
 /// How to apply.
@@ -38,7 +38,7 @@ pub enum Event<'a> {
 /// The environment's objects plus the ApplySet parent recording `group_kinds`.
 pub fn with_parent(built: &Built, env_name: &str, group_kinds: &BTreeSet<String>) -> Vec<Object> {
     let mut plan = built.objects.clone();
-    plan.push(Object::ConfigMap(build::applyset::parent(
+    plan.push(Object::ConfigMap(objects::applyset::parent(
         &built.env,
         env_name,
         group_kinds,
@@ -70,8 +70,8 @@ pub async fn run(
 
     // The parent records the union of what the cluster may hold (its old record) and what we
     // apply, until prune has removed what left the plan.
-    let id = build::applyset::id(env);
-    let parent_name = build::applyset::parent_name(env);
+    let id = objects::applyset::id(env);
+    let parent_name = objects::applyset::parent_name(env);
     let recorded = applyset::recorded_kinds(client, namespace, &parent_name, &id).await?;
     let members = member_kinds(built);
     let superset: BTreeSet<String> = members.union(&recorded).cloned().collect();
@@ -87,14 +87,14 @@ pub async fn run(
         &env.proxy.secret_refs(),
     )
     .await?;
-    let planned = objects::check(
+    let planned = server_side::check(
         client,
         &plan,
         options.force_conflicts,
         checked.namespace_exists,
     )
     .await?;
-    let selector = build::applyset::member_selector(env, env_name);
+    let selector = objects::applyset::member_selector(env, env_name);
     let candidates = if options.prune {
         prune::candidates(client, namespace, &prune_kinds, &selector, &plan).await?
     } else {
@@ -103,11 +103,11 @@ pub async fn run(
 
     let mut on_outcome = |o: &Outcome| report(Event::Outcome(o));
     let mut outcomes = if options.dry_run {
-        let outcomes = objects::dry_run_outcomes(&planned);
+        let outcomes = server_side::dry_run_outcomes(&planned);
         outcomes.iter().for_each(&mut on_outcome);
         outcomes
     } else {
-        objects::apply(client, &planned, options.force_conflicts, &mut on_outcome).await?
+        server_side::apply(client, &planned, options.force_conflicts, &mut on_outcome).await?
     };
     match prune::delete(
         client,
@@ -131,11 +131,11 @@ pub async fn run(
         }
     }
     if options.prune && superset != members && !options.dry_run {
-        let parent = [Object::ConfigMap(build::applyset::parent(
+        let parent = [Object::ConfigMap(objects::applyset::parent(
             env, env_name, &members,
         ))];
-        let final_record = objects::check(client, &parent, false, true).await?;
-        objects::apply(client, &final_record, false, &mut |_| {}).await?;
+        let final_record = server_side::check(client, &parent, false, true).await?;
+        server_side::apply(client, &final_record, false, &mut |_| {}).await?;
     }
     let verb = if options.dry_run {
         "Dry run of"

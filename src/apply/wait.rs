@@ -15,7 +15,7 @@ use kube::api::DynamicObject;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
 use super::{Error, Result, api_resource, describe_object, diagnose, dynamic_api};
-use crate::build::{Object, Readiness};
+use crate::objects::{Object, Readiness};
 
 /// How often objects are read while waiting.
 const POLL: Duration = Duration::from_millis(250);

@@ -15,7 +15,7 @@ use clap::Args;
 use super::EnvArgs;
 use super::plan::{Color, Output};
 use crate::plan::{self, Sides};
-use crate::{build, render};
+use crate::{objects, render};
 
 /// Arguments of `infra diff`.
 #[derive(Debug, Args)]
@@ -48,7 +48,7 @@ impl DiffArgs {
             .collect();
         let mut settings = self.env.build(environments)?.env;
         settings.namespace = target.env.namespace.clone();
-        let objects = build::objects(&settings, &self.against);
+        let objects = objects::objects(&settings, &self.against);
         let promoted = render::files(&objects, &target.provenance)?;
         let (from, to) = (self.against.as_str(), self.env.env.as_str());
         let plan = plan::compare(&current, &promoted, Sides { old: from, new: to });

@@ -16,7 +16,7 @@ use kube::api::ApiResource;
 
 use super::discovery::Discovery;
 use super::{Error, Result};
-use crate::build::Object;
+use crate::objects::Object;
 
 pub use access::Need;
 pub use secrets::SecretProblem;

@@ -105,8 +105,8 @@ fn first_byte_p99(r: &mut Report, env: &Environment) {
 mod tests {
     use ai_api_proxy_config::Duration;
 
-    use crate::build::tests::load;
     use crate::config::validate::check;
+    use crate::objects::tests::load;
 
     fn paths(env: &crate::config::Environment) -> Vec<String> {
         check(env).into_iter().map(|p| p.path).collect()

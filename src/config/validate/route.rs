@@ -121,9 +121,9 @@ fn path_ok(path: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::path_ok;
-    use crate::build::tests::load;
     use crate::config::validate::check;
     use crate::config::{Hostname, RoutePath};
+    use crate::objects::tests::load;
 
     /// The problems' paths and messages, one string each.
     fn problems(env: &crate::config::Environment) -> Vec<String> {

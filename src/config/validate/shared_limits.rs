@@ -73,7 +73,7 @@ mod tests {
     use ai_api_proxy_config::KeySource;
 
     use super::super::check;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     fn problems(env: &crate::config::Environment) -> Vec<String> {
         check(env).iter().map(ToString::to_string).collect()

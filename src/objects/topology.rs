@@ -14,7 +14,7 @@ pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 ///
 /// `matchLabelKeys: [pod-template-hash]` spreads each ReplicaSet on its own, so the pods of the
 /// outgoing release do not skew where the new ones land during a rollout.
-pub fn build(env: &Environment, env_name: &str) -> Vec<TopologySpreadConstraint> {
+pub fn spread_constraints(env: &Environment, env_name: &str) -> Vec<TopologySpreadConstraint> {
     let spread = &env.topology_spread;
     [
         (NODE_KEY, spread.across_nodes),
@@ -42,12 +42,12 @@ pub fn build(env: &Environment, env_name: &str) -> Vec<TopologySpreadConstraint>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn spread_modes_map_to_when_unsatisfiable() {
         let env = load("production");
-        let c = build(&env, "production");
+        let c = spread_constraints(&env, "production");
         assert_eq!(c.len(), 2);
         assert_eq!(
             (c[0].topology_key.as_str(), c[0].when_unsatisfiable.as_str()),
@@ -67,6 +67,6 @@ mod tests {
 
     #[test]
     fn off_means_no_constraint() {
-        assert!(build(&load("development"), "development").is_empty());
+        assert!(spread_constraints(&load("development"), "development").is_empty());
     }
 }

@@ -29,7 +29,7 @@ pub fn image(env: &Environment) -> String {
 /// The proxy container: `--config` pointing at the mounted ConfigMap, the `http` (API) and
 /// `admin` ports, probes on the proxy's own endpoints on the admin port, and a restricted
 /// security context. Mounts are the pod's business.
-pub fn build(env: &Environment) -> Container {
+pub fn proxy_container(env: &Environment) -> Container {
     let port = |name: &str, number: u16| ContainerPort {
         name: Some(name.into()),
         container_port: i32::from(number),
@@ -98,7 +98,7 @@ fn quantities(list: &ResourceList) -> Option<BTreeMap<String, Quantity>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn probes_use_the_proxy_endpoints_and_port() {
@@ -107,7 +107,7 @@ mod tests {
         env.proxy.admin_port = 9199;
         env.proxy.endpoints.health = "/livez".into();
         env.proxy.endpoints.ready = "/readyz".into();
-        let c = build(&env);
+        let c = proxy_container(&env);
         let ports = c.ports.clone().unwrap_or_default();
         let named: Vec<_> = ports
             .iter()
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn security_context_is_restricted() {
-        let csc = build(&load("production"))
+        let csc = proxy_container(&load("production"))
             .security_context
             .unwrap_or_default();
         assert_eq!(csc.allow_privilege_escalation, Some(false));
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn runs_the_proxy_with_its_config() {
         let env = load("production");
-        let c = build(&env);
+        let c = proxy_container(&env);
         assert_eq!(
             c.args,
             Some(vec![

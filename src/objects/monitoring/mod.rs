@@ -6,8 +6,8 @@ pub mod alerts;
 pub mod dashboard;
 pub mod grafana;
 pub mod pod_monitor;
+pub mod prometheus_rule;
 pub mod promql;
-pub mod rule;
 
 #[cfg(test)]
 mod tests;

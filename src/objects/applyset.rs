@@ -96,8 +96,8 @@ fn base64url(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
-    use crate::build::{Kind, Object, objects};
+    use crate::objects::tests::load;
+    use crate::objects::{Kind, Object, objects};
 
     #[test]
     fn base64url_matches_rfc_4648() {

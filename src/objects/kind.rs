@@ -2,7 +2,7 @@
 //! the [`Object`](super::Object) enum, the fieldless [`Kind`] enum in render order, and each
 //! kind's API coordinates read from its k8s-openapi type.
 //!
-//! Adding a kind is one line in `build/mod.rs`; the compiler then asks for its readiness
+//! Adding a kind is one line in `objects/mod.rs`; the compiler then asks for its readiness
 //! rule, whether it is prunable and its setting (exhaustive matches on [`Kind`]).
 
 use std::any::TypeId;
@@ -87,9 +87,9 @@ macro_rules! kinds {
             pub const ALL: &'static [Kind] = &[$(Kind::$variant),+];
 
             /// The kind's API coordinates.
-            pub fn meta(self) -> $crate::build::KindMeta {
+            pub fn meta(self) -> $crate::objects::KindMeta {
                 match self {
-                    $( Kind::$variant => $crate::build::KindMeta::of::<$ty>(), )+
+                    $( Kind::$variant => $crate::objects::KindMeta::of::<$ty>(), )+
                 }
             }
 

@@ -30,7 +30,7 @@ pub fn config_dir() -> &'static str {
 /// Keys of one Secret share one volume: they would otherwise need two mounts at the same
 /// `SecretRef::mount_dir`. `KeySource::Env` sources are not Secrets and get nothing here
 /// (validation rejects them in environment files).
-pub fn build(env: &Environment) -> (Vec<Volume>, Vec<VolumeMount>) {
+pub fn volumes_and_mounts(env: &Environment) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = vec![Volume {
         name: CONFIG_VOLUME.into(),
         config_map: Some(ConfigMapVolumeSource {
@@ -115,7 +115,7 @@ mod tests {
     use ai_api_proxy_config::{ClientAuth, KeySource};
 
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     fn secret(name: &str, key: &str) -> KeySource {
         KeySource::Secret(SecretRef {
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn each_secret_is_mounted_read_only_with_only_its_keys() {
         let env = load("production");
-        let (volumes, mounts) = build(&env);
+        let (volumes, mounts) = volumes_and_mounts(&env);
         let refs = env.proxy.secret_refs();
         assert_eq!(refs.len(), 3, "client keys, upstream key, Redis password");
         for r in refs {
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn config_is_mounted_where_the_proxy_looks() {
-        let (volumes, mounts) = build(&load("development"));
+        let (volumes, mounts) = volumes_and_mounts(&load("development"));
         assert_eq!(config_dir(), "/etc/ai-api-proxy");
         assert_eq!(
             Path::new(config_dir()).join(CONFIG_FILE_NAME),
@@ -187,7 +187,7 @@ mod tests {
         second.api_key = KeySource::Env("LOCAL_KEY".into());
         env.proxy.upstreams.push(second);
         env.proxy.shared_limits = None;
-        let (volumes, mounts) = build(&env);
+        let (volumes, mounts) = volumes_and_mounts(&env);
         assert_eq!(volumes.len(), 2);
         assert_eq!(volumes[1].name, "secret-shared-secret");
         let items = volumes[1]

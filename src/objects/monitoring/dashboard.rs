@@ -15,8 +15,8 @@ use super::grafana::{
     Target, Templating, TimeRange, ValueMapping, Variable,
 };
 use super::promql::Scope;
-use crate::build::labels;
 use crate::config::Environment;
+use crate::objects::labels;
 
 /// The label Grafana's sidecar watches for (kube-prometheus-stack's default).
 pub const SIDECAR_LABEL: (&str, &str) = ("grafana_dashboard", "1");
@@ -26,7 +26,7 @@ const WINDOW: &str = "$__rate_interval";
 const MAX_UID: usize = 40;
 
 /// The ConfigMap `<name>-dashboard`, or `None` when `metrics.dashboard` is off.
-pub fn build(env: &Environment, env_name: &str) -> Option<ConfigMap> {
+pub fn dashboard_config_map(env: &Environment, env_name: &str) -> Option<ConfigMap> {
     if !env.metrics.dashboard {
         return None;
     }

@@ -10,7 +10,7 @@ use super::labels;
 use crate::config::Environment;
 
 /// The ConfigMap with one key, `proxy.json`.
-pub fn build(env: &Environment, env_name: &str) -> ConfigMap {
+pub fn config_map(env: &Environment, env_name: &str) -> ConfigMap {
     ConfigMap {
         metadata: labels::metadata(env, env_name),
         data: Some(BTreeMap::from([(
@@ -33,12 +33,12 @@ pub fn config_hash(env: &Environment) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn holds_the_rendered_proxy_config() {
         let env = load("production");
-        let cm = build(&env, "production");
+        let cm = config_map(&env, "production");
         let data = cm.data.unwrap_or_default();
         assert_eq!(data.len(), 1);
         assert_eq!(data.get(CONFIG_FILE_NAME), Some(&env.proxy.to_json()));

@@ -13,7 +13,10 @@ use super::labels;
 use crate::config::{Environment, ScalingRules};
 
 /// The HPA scaling the Deployment, or `None` when autoscaling is off.
-pub fn build(env: &Environment, env_name: &str) -> Option<HorizontalPodAutoscaler> {
+pub fn horizontal_pod_autoscaler(
+    env: &Environment,
+    env_name: &str,
+) -> Option<HorizontalPodAutoscaler> {
     let scaling = &env.autoscaling;
     if !scaling.enabled {
         return None;
@@ -94,17 +97,17 @@ fn secs(d: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn off_means_no_hpa() {
-        assert!(build(&load("development"), "development").is_none());
+        assert!(horizontal_pod_autoscaler(&load("development"), "development").is_none());
     }
 
     #[test]
     fn targets_the_deployment_and_always_has_behavior() {
         let env = load("production");
-        let spec = build(&env, "production")
+        let spec = horizontal_pod_autoscaler(&env, "production")
             .and_then(|h| h.spec)
             .unwrap_or_default();
         assert_eq!(spec.scale_target_ref.kind, "Deployment");
@@ -144,7 +147,7 @@ mod tests {
         let mut env = load("staging");
         env.autoscaling.behavior = Default::default();
         env.autoscaling.target_memory_utilization = None;
-        let spec = build(&env, "staging")
+        let spec = horizontal_pod_autoscaler(&env, "staging")
             .and_then(|h| h.spec)
             .unwrap_or_default();
         assert!(spec.behavior.and_then(|b| b.scale_up).is_some());

@@ -6,7 +6,7 @@ use super::labels;
 use crate::config::Environment;
 
 /// The ServiceAccount the pods run as; no token is mounted into them.
-pub fn build(env: &Environment, env_name: &str) -> ServiceAccount {
+pub fn service_account(env: &Environment, env_name: &str) -> ServiceAccount {
     ServiceAccount {
         metadata: labels::metadata(env, env_name),
         automount_service_account_token: Some(false),
@@ -17,11 +17,11 @@ pub fn build(env: &Environment, env_name: &str) -> ServiceAccount {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn token_automount_is_off() {
-        let sa = build(&load("production"), "production");
+        let sa = service_account(&load("production"), "production");
         assert_eq!(sa.automount_service_account_token, Some(false));
         assert_eq!(sa.metadata.namespace.as_deref(), Some("ai-services"));
     }

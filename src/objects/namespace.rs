@@ -15,7 +15,7 @@ const POD_SECURITY: [(&str, &str); 3] = [
 
 /// The Namespace `env.namespace`. Our pods meet the restricted profile by construction, so the
 /// namespace enforces it: anything else started there is refused.
-pub fn build(env: &Environment, env_name: &str) -> Namespace {
+pub fn namespace(env: &Environment, env_name: &str) -> Namespace {
     let mut labels = labels::recommended(env, env_name);
     labels.extend(POD_SECURITY.map(|(k, v)| (k.to_owned(), v.to_owned())));
     Namespace {
@@ -31,12 +31,12 @@ pub fn build(env: &Environment, env_name: &str) -> Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn named_after_the_environment_namespace_and_restricted() {
         let env = load("staging");
-        let ns = build(&env, "staging");
+        let ns = namespace(&env, "staging");
         assert_eq!(ns.metadata.name.as_deref(), Some("ai-services-staging"));
         assert_eq!(ns.metadata.namespace, None);
         let labels = ns.metadata.labels.unwrap_or_default();

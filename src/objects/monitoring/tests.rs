@@ -7,9 +7,9 @@ use ai_api_proxy_config::metrics::{self as catalogue, Kind};
 use promql_parser::parser::{self, Expr, LabelModifier, VectorSelector};
 
 use super::promql::{KUBE_STATE_METRICS, TARGET_LABELS};
-use super::{alerts, dashboard, pod_monitor, rule};
-use crate::build::tests::load;
+use super::{alerts, dashboard, pod_monitor, prometheus_rule};
 use crate::config::Environment;
+use crate::objects::tests::load;
 
 /// Series and label names an expression reads.
 #[derive(Default, Debug)]
@@ -103,7 +103,7 @@ fn check(expr: &str) -> Result<(), String> {
 }
 
 fn expressions(env: &Environment, env_name: &str) -> Vec<String> {
-    let mut exprs: Vec<String> = rule::build(env, env_name)
+    let mut exprs: Vec<String> = prometheus_rule::prometheus_rule(env, env_name)
         .and_then(|r| r.spec.groups)
         .unwrap_or_default()
         .into_iter()
@@ -170,7 +170,7 @@ fn every_alert_has_a_runbook_entry_in_the_readme() {
 fn alerts_carry_severity_action_and_runbook_link() {
     let mut env = load("production");
     env.metrics.runbook_url = Some("https://git.example.com/infra#readme".into());
-    let rules = rule::build(&env, "production")
+    let rules = prometheus_rule::prometheus_rule(&env, "production")
         .and_then(|r| r.spec.groups)
         .unwrap_or_default()
         .remove(0)
@@ -229,9 +229,9 @@ fn the_dashboard_shows_what_operators_look_at() {
 #[test]
 fn each_object_follows_its_switch() {
     let mut env = load("production");
-    assert!(pod_monitor::build(&env, "production").is_some());
-    assert!(rule::build(&env, "production").is_some());
-    let cm = dashboard::build(&env, "production").unwrap_or_default();
+    assert!(pod_monitor::pod_monitor(&env, "production").is_some());
+    assert!(prometheus_rule::prometheus_rule(&env, "production").is_some());
+    let cm = dashboard::dashboard_config_map(&env, "production").unwrap_or_default();
     let labels = cm.metadata.labels.unwrap_or_default();
     assert_eq!(
         labels.get("grafana_dashboard").map(String::as_str),
@@ -240,20 +240,20 @@ fn each_object_follows_its_switch() {
     env.metrics.pod_monitor = false;
     env.metrics.alerts = false;
     env.metrics.dashboard = false;
-    assert!(pod_monitor::build(&env, "production").is_none());
-    assert!(rule::build(&env, "production").is_none());
-    assert!(dashboard::build(&env, "production").is_none());
+    assert!(pod_monitor::pod_monitor(&env, "production").is_none());
+    assert!(prometheus_rule::prometheus_rule(&env, "production").is_none());
+    assert!(dashboard::dashboard_config_map(&env, "production").is_none());
 }
 
 #[test]
 fn the_pod_monitor_scrapes_the_metrics_endpoint_of_our_pods_only() {
     let env = load("production");
-    let spec = pod_monitor::build(&env, "production")
+    let spec = pod_monitor::pod_monitor(&env, "production")
         .map(|m| m.spec)
         .unwrap_or_default();
     assert_eq!(
         spec.selector.match_labels,
-        Some(crate::build::labels::selector(&env, "production"))
+        Some(crate::objects::labels::selector(&env, "production"))
     );
     let endpoint = &spec.pod_metrics_endpoints.unwrap_or_default()[0];
     assert_eq!(

@@ -21,7 +21,7 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 pub const DNS_PORT: i32 = 53;
 
 /// One policy for the proxy pods, both directions.
-pub fn build(env: &Environment, env_name: &str) -> NetworkPolicy {
+pub fn network_policy(env: &Environment, env_name: &str) -> NetworkPolicy {
     NetworkPolicy {
         metadata: labels::metadata(env, env_name),
         spec: Some(NetworkPolicySpec {
@@ -166,11 +166,11 @@ fn port(protocol: &str, number: i32) -> NetworkPolicyPort {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
     use crate::config::DnsLabel;
+    use crate::objects::tests::load;
 
     fn spec(env: &Environment) -> NetworkPolicySpec {
-        build(env, "production").spec.unwrap_or_default()
+        network_policy(env, "production").spec.unwrap_or_default()
     }
 
     fn ports(rule: &NetworkPolicyEgressRule) -> Vec<(String, i32)> {

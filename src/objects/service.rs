@@ -7,7 +7,7 @@ use super::{PORT_NAME, labels};
 use crate::config::{Environment, ServiceType};
 
 /// The Service, selecting the pods by their stable labels only.
-pub fn build(env: &Environment, env_name: &str) -> Service {
+pub fn service(env: &Environment, env_name: &str) -> Service {
     let kind = match env.service.kind {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
@@ -34,12 +34,12 @@ pub fn build(env: &Environment, env_name: &str) -> Service {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn forwards_the_service_port_to_the_named_container_port() {
         let env = load("production");
-        let spec = build(&env, "production").spec.unwrap_or_default();
+        let spec = service(&env, "production").spec.unwrap_or_default();
         let ports = spec.ports.unwrap_or_default();
         assert_eq!(ports.len(), 1);
         assert_eq!(ports[0].port, i32::from(env.service.port.get()));

@@ -22,7 +22,7 @@ pub const GRACE_MARGIN_SECS: u64 = 5;
 
 /// The Deployment. With autoscaling on it carries no `replicas`: the HPA owns the count, and
 /// every apply would otherwise reset it.
-pub fn build(env: &Environment, env_name: &str) -> Deployment {
+pub fn deployment(env: &Environment, env_name: &str) -> Deployment {
     let mut metadata = labels::metadata(env, env_name);
     let skips = checkov_skips(env);
     if !skips.is_empty() {
@@ -74,8 +74,8 @@ fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
             ),
         ]);
     }
-    let (volumes, mounts) = volumes::build(env);
-    let spread = topology::build(env, env_name);
+    let (volumes, mounts) = volumes::volumes_and_mounts(env);
+    let spread = topology::spread_constraints(env, env_name);
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels::recommended(env, env_name)),
@@ -103,7 +103,7 @@ fn pod_template(env: &Environment, env_name: &str) -> PodTemplateSpec {
             topology_spread_constraints: (!spread.is_empty()).then_some(spread),
             containers: vec![Container {
                 volume_mounts: Some(mounts),
-                ..container::build(env)
+                ..container::proxy_container(env)
             }],
             volumes: Some(volumes),
             ..Default::default()
@@ -148,17 +148,17 @@ mod tests {
     use ai_api_proxy_config::Duration;
 
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     fn pod(env: &Environment) -> PodSpec {
-        build(env, "production")
+        deployment(env, "production")
             .spec
             .and_then(|s| s.template.spec)
             .unwrap_or_default()
     }
 
     fn template_hash(env: &Environment) -> Option<String> {
-        build(env, "production")
+        deployment(env, "production")
             .spec
             .and_then(|s| s.template.metadata)
             .and_then(|m| m.annotations)
@@ -170,13 +170,13 @@ mod tests {
         let mut env = load("production");
         assert!(env.autoscaling.enabled);
         assert_eq!(
-            build(&env, "production").spec.and_then(|s| s.replicas),
+            deployment(&env, "production").spec.and_then(|s| s.replicas),
             None
         );
         env.autoscaling.enabled = false;
         env.replicas = 3;
         assert_eq!(
-            build(&env, "production").spec.and_then(|s| s.replicas),
+            deployment(&env, "production").spec.and_then(|s| s.replicas),
             Some(3)
         );
     }
@@ -264,20 +264,28 @@ mod tests {
     #[test]
     fn digest_wins_and_needs_no_checkov_skip() {
         let mut env = load("production");
-        assert!(build(&env, "production").metadata.annotations.is_some());
+        assert!(
+            deployment(&env, "production")
+                .metadata
+                .annotations
+                .is_some()
+        );
         env.image.digest = Some(format!("sha256:{}", "ab".repeat(32)));
         assert_eq!(
             container::image(&env),
             format!("ghcr.io/example/ai-api-proxy@sha256:{}", "ab".repeat(32))
         );
-        assert_eq!(build(&env, "production").metadata.annotations, None);
+        assert_eq!(deployment(&env, "production").metadata.annotations, None);
     }
 
     #[test]
     fn checkov_skips_name_one_check_each_with_a_reason() {
         for name in ["development", "staging", "production"] {
             let env = load(name);
-            let skips = build(&env, name).metadata.annotations.unwrap_or_default();
+            let skips = deployment(&env, name)
+                .metadata
+                .annotations
+                .unwrap_or_default();
             let ids: Vec<_> = skips
                 .iter()
                 .map(|(key, value)| {
@@ -300,7 +308,7 @@ mod tests {
     fn scrape_annotations_follow_the_metrics_setting() {
         let mut env = load("production");
         let annotations = |env: &Environment| {
-            build(env, "production")
+            deployment(env, "production")
                 .spec
                 .and_then(|s| s.template.metadata)
                 .and_then(|m| m.annotations)

@@ -5,15 +5,15 @@ use infra_crds::monitoring::podmonitors::{
     PodMonitorPodMetricsEndpoints, PodMonitorSelector, PodMonitorSpec,
 };
 
-use crate::build::{ADMIN_PORT_NAME, labels};
 use crate::config::Environment;
+use crate::objects::{ADMIN_PORT_NAME, labels};
 
 /// The container port that serves metrics: the admin port, which the Service never exposes.
 pub const METRICS_PORT_NAME: &str = ADMIN_PORT_NAME;
 
 /// The PodMonitor, or `None` when `metrics.pod_monitor` is off. A PodMonitor rather than a
 /// ServiceMonitor: the metrics port is the pods', not something the Service exposes.
-pub fn build(env: &Environment, env_name: &str) -> Option<PodMonitor> {
+pub fn pod_monitor(env: &Environment, env_name: &str) -> Option<PodMonitor> {
     if !env.metrics.pod_monitor {
         return None;
     }

@@ -8,14 +8,14 @@ pub mod applyset;
 pub mod config_map;
 pub mod container;
 pub mod deployment;
-pub mod hpa;
+pub mod horizontal_pod_autoscaler;
 pub mod http_route;
 pub mod ingress;
 pub mod labels;
 pub mod monitoring;
 pub mod namespace;
 pub mod network_policy;
-pub mod pdb;
+pub mod pod_disruption_budget;
 pub mod service;
 pub mod service_account;
 pub mod topology;
@@ -140,20 +140,31 @@ impl Object {
 /// Ingress, HTTPRoute, NetworkPolicy, PodMonitor, PrometheusRule. Disabled objects are left out.
 pub fn objects(env: &Environment, env_name: &str) -> Vec<Object> {
     let mut objects = vec![
-        Object::Namespace(namespace::build(env, env_name)),
-        Object::ServiceAccount(service_account::build(env, env_name)),
-        Object::ConfigMap(config_map::build(env, env_name)),
+        Object::Namespace(namespace::namespace(env, env_name)),
+        Object::ServiceAccount(service_account::service_account(env, env_name)),
+        Object::ConfigMap(config_map::config_map(env, env_name)),
     ];
-    objects.extend(monitoring::dashboard::build(env, env_name).map(Object::ConfigMap));
-    objects.push(Object::Service(service::build(env, env_name)));
-    objects.push(Object::Deployment(deployment::build(env, env_name)));
-    objects.extend(hpa::build(env, env_name).map(Object::HorizontalPodAutoscaler));
-    objects.extend(pdb::build(env, env_name).map(Object::PodDisruptionBudget));
-    objects.extend(ingress::build(env, env_name).map(Object::Ingress));
-    objects.extend(http_route::build(env, env_name).map(Object::HTTPRoute));
-    objects.push(Object::NetworkPolicy(network_policy::build(env, env_name)));
-    objects.extend(monitoring::pod_monitor::build(env, env_name).map(Object::PodMonitor));
-    objects.extend(monitoring::rule::build(env, env_name).map(Object::PrometheusRule));
+    objects
+        .extend(monitoring::dashboard::dashboard_config_map(env, env_name).map(Object::ConfigMap));
+    objects.push(Object::Service(service::service(env, env_name)));
+    objects.push(Object::Deployment(deployment::deployment(env, env_name)));
+    objects.extend(
+        horizontal_pod_autoscaler::horizontal_pod_autoscaler(env, env_name)
+            .map(Object::HorizontalPodAutoscaler),
+    );
+    objects.extend(
+        pod_disruption_budget::pod_disruption_budget(env, env_name)
+            .map(Object::PodDisruptionBudget),
+    );
+    objects.extend(ingress::ingress(env, env_name).map(Object::Ingress));
+    objects.extend(http_route::http_route(env, env_name).map(Object::HTTPRoute));
+    objects.push(Object::NetworkPolicy(network_policy::network_policy(
+        env, env_name,
+    )));
+    objects.extend(monitoring::pod_monitor::pod_monitor(env, env_name).map(Object::PodMonitor));
+    objects.extend(
+        monitoring::prometheus_rule::prometheus_rule(env, env_name).map(Object::PrometheusRule),
+    );
     objects
 }
 

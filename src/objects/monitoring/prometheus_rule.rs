@@ -12,7 +12,7 @@ use super::alerts::alerts;
 use crate::config::Environment;
 
 /// The PrometheusRule, or `None` when `metrics.alerts` is off.
-pub fn build(env: &Environment, env_name: &str) -> Option<PrometheusRule> {
+pub fn prometheus_rule(env: &Environment, env_name: &str) -> Option<PrometheusRule> {
     if !env.metrics.alerts {
         return None;
     }

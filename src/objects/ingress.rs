@@ -15,7 +15,7 @@ const NGINX: &str = "nginx.ingress.kubernetes.io/";
 
 /// The Ingress, or `None` when disabled. Paths go to the Service's `http` port by name, so a
 /// change of `service.port` needs no change here.
-pub fn build(env: &Environment, env_name: &str) -> Option<Ingress> {
+pub fn ingress(env: &Environment, env_name: &str) -> Option<Ingress> {
     let ingress = &env.ingress;
     if !ingress.enabled {
         return None;
@@ -125,11 +125,11 @@ mod tests {
     use ai_api_proxy_config::{Duration, Timeouts};
 
     use super::*;
-    use crate::build::tests::load;
     use crate::config::DnsLabel;
+    use crate::objects::tests::load;
 
     fn annotations_of(env: &Environment) -> BTreeMap<String, String> {
-        build(env, "production")
+        ingress(env, "production")
             .and_then(|i| i.metadata.annotations)
             .unwrap_or_default()
     }
@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn rules_and_tls_follow_the_environment() {
         let env = load("production");
-        let spec = build(&env, "production")
+        let spec = ingress(&env, "production")
             .and_then(|i| i.spec)
             .unwrap_or_default();
         assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
@@ -213,6 +213,6 @@ mod tests {
 
     #[test]
     fn off_means_no_ingress() {
-        assert!(build(&load("development"), "development").is_none());
+        assert!(ingress(&load("development"), "development").is_none());
     }
 }

@@ -9,7 +9,7 @@ use super::{
     Action, Conflict, Error, FIELD_MANAGER, Outcome, Result, api_of, conflict, describe_object,
     display_name, handover,
 };
-use crate::build::Object;
+use crate::objects::Object;
 
 /// One object to apply: the built value, what the cluster holds, what a dry run returned.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ pub fn in_order(objects: &[Object]) -> Vec<&Object> {
             .metadata()
             .labels
             .as_ref()
-            .is_some_and(|l| l.contains_key(crate::build::applyset::ID));
+            .is_some_and(|l| l.contains_key(crate::objects::applyset::ID));
         match o.kind_of().rank() {
             0 => 0,
             _ if is_parent => 1,
@@ -228,7 +228,7 @@ fn same(before: &DynamicObject, after: &DynamicObject) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{Kind, applyset, objects, tests::load};
+    use crate::objects::{Kind, applyset, objects, tests::load};
 
     #[test]
     fn objects_are_applied_in_render_order() {

@@ -10,7 +10,7 @@ use crate::config::Environment;
 ///
 /// `unhealthyPodEvictionPolicy: AlwaysAllow`: a pod that is not ready serves nothing, so
 /// evicting it costs nothing, and a crash-looping pod must not block node drains.
-pub fn build(env: &Environment, env_name: &str) -> Option<PodDisruptionBudget> {
+pub fn pod_disruption_budget(env: &Environment, env_name: &str) -> Option<PodDisruptionBudget> {
     let budget = &env.disruption_budget;
     budget.enabled.then(|| PodDisruptionBudget {
         metadata: labels::metadata(env, env_name),
@@ -29,13 +29,13 @@ pub fn build(env: &Environment, env_name: &str) -> Option<PodDisruptionBudget> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn only_when_enabled() {
-        assert!(build(&load("development"), "development").is_none());
+        assert!(pod_disruption_budget(&load("development"), "development").is_none());
         let env = load("production");
-        let spec = build(&env, "production")
+        let spec = pod_disruption_budget(&env, "production")
             .and_then(|p| p.spec)
             .unwrap_or_default();
         assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));

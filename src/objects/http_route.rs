@@ -16,7 +16,7 @@ use crate::config::{Environment, RouteMatch};
 pub const TIMEOUT_MARGIN_SECS: u64 = 10;
 
 /// The HTTPRoute, or `None` when `http_route.enabled` is off.
-pub fn build(env: &Environment, env_name: &str) -> Option<HttpRoute> {
+pub fn http_route(env: &Environment, env_name: &str) -> Option<HttpRoute> {
     let route = &env.http_route;
     let gateway = route.gateway.as_ref().filter(|_| route.enabled)?;
     let timeout = gateway_duration(timeout_secs(env));
@@ -84,10 +84,12 @@ mod tests {
     use ai_api_proxy_config::{Duration, Timeouts};
 
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     fn spec(env: &Environment) -> HttpRouteSpec {
-        build(env, "staging").map(|r| r.spec).unwrap_or_default()
+        http_route(env, "staging")
+            .map(|r| r.spec)
+            .unwrap_or_default()
     }
 
     /// Parses a GEP-2257 duration back into seconds, refusing what the CRD's pattern refuses.
@@ -180,9 +182,9 @@ mod tests {
 
     #[test]
     fn off_means_no_route() {
-        assert!(build(&load("production"), "production").is_none());
+        assert!(http_route(&load("production"), "production").is_none());
         let mut env = load("staging");
         env.http_route.enabled = false;
-        assert!(build(&env, "staging").is_none());
+        assert!(http_route(&env, "staging").is_none());
     }
 }

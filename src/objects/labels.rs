@@ -112,7 +112,7 @@ pub fn label_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::tests::load;
+    use crate::objects::tests::load;
 
     #[test]
     fn selector_labels_are_the_stable_subset() {
