@@ -47,6 +47,7 @@ fn scaled(n: usize) -> Environment {
         .map(|i| ModelRoute {
             name: format!("model-{i}"),
             upstreams: vec!["holysheep".into()],
+            on_stream_failure: Default::default(),
         })
         .collect();
     env

@@ -185,3 +185,49 @@ fn config_of_an_invalid_environment_is_its_errors_and_never_a_secret() {
         stderr(&o)
     );
 }
+
+#[test]
+fn stream_failover_is_rendered_per_model_and_needs_a_second_upstream() {
+    let s = Sandbox::new();
+    s.append(
+        "base.toml",
+        r#"[[proxy.upstreams]]
+name = "backup"
+base_url = "https://backup.example.com/v1"
+api_key = { secret = { name = "backup-api-key", key = "api-key" } }"#,
+    );
+    s.edit(
+        "base.toml",
+        "name = \"gpt-4.1\"\nupstreams = [\"holysheep\"]",
+        "name = \"gpt-4.1\"\nupstreams = [\"holysheep\", \"backup\"]\non_stream_failure = \"continue\"",
+    );
+    let out = s.out();
+    ok(&s, &["render", "--env", "development"]);
+    let yaml =
+        std::fs::read_to_string(out.join("development/configmap-ai-api-proxy.yaml")).unwrap();
+    let cm: serde_yaml::Value = serde_yaml::from_str(&yaml).unwrap();
+    let proxy = json(cm["data"]["proxy.json"].as_str().unwrap());
+    let models = proxy["models"].as_array().unwrap();
+    assert_eq!(models[0]["name"], "gpt-4.1");
+    assert_eq!(models[0]["on_stream_failure"], "continue");
+    assert!(
+        models[1..]
+            .iter()
+            .all(|m| m.get("on_stream_failure").is_none()),
+        "the default (`error`) is not written: {models:?}"
+    );
+
+    s.edit(
+        "base.toml",
+        "upstreams = [\"holysheep\", \"backup\"]",
+        "upstreams = [\"holysheep\"]",
+    );
+    let o = run(&s, &["render", "--env", "development"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("models[0].on_stream_failure")
+            && stderr(&o).contains("`continue` needs a second upstream"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+mod failover;
 pub mod metrics;
 mod policy;
 mod rules;
@@ -19,6 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
+pub use failover::OnStreamFailure;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use validate::{Problem, is_dns_label, is_dns_subdomain, upstream_endpoint};
 
@@ -283,6 +285,11 @@ pub struct ModelRoute {
     pub name: String,
     /// Upstream names, tried in this order.
     pub upstreams: Vec<String>,
+    /// When a stream breaks after it started: end it with an error event (`error`, the
+    /// default), or continue the answer on the next upstream (`continue`; see the proxy's
+    /// README for the contract).
+    #[serde(default, skip_serializing_if = "OnStreamFailure::is_error")]
+    pub on_stream_failure: OnStreamFailure,
 }
 
 /// A path forwarded as it is to one upstream.

@@ -156,6 +156,21 @@ pub const STREAM_ERRORS: Metric = Metric {
 /// drain deadline at shutdown.
 pub const STREAM_ERROR_REASONS: [&str; 4] = ["reset", "idle_timeout", "total_timeout", "shutdown"];
 
+/// Streams of `on_stream_failure = "continue"` models broken after their first byte, by
+/// model, the upstream that broke (`from`), the one asked to continue (`to`, `-` when none
+/// was) and outcome.
+pub const STREAM_FAILOVERS: Metric = Metric {
+    name: "ai_proxy_stream_failovers",
+    kind: Kind::Counter,
+    help: "Streams broken after their first byte on models that continue them on the next upstream, by model, from and to upstream, and outcome (continued, failed, refused)",
+    labels: &["model", "from", "to", "outcome"],
+};
+
+/// The `outcome` values of [`STREAM_FAILOVERS`]: the next upstream finished the answer; it
+/// was asked but failed too (the client got the error event); continuing was not safe or
+/// there was no next upstream (the client got the error event, `to` is `-`).
+pub const STREAM_FAILOVER_OUTCOMES: [&str; 3] = ["continued", "failed", "refused"];
+
 /// Requests refused because their client already had `rate_limit.max_in_flight` in flight.
 pub const CLIENT_IN_FLIGHT_LIMITED: Metric = Metric {
     name: "ai_proxy_client_in_flight_limited",
@@ -286,6 +301,7 @@ pub const ALL: &[Metric] = &[
     UPSTREAM_RETRIES,
     CIRCUIT_BREAKER_STATE,
     STREAM_ERRORS,
+    STREAM_FAILOVERS,
     CLIENT_IN_FLIGHT_LIMITED,
     BODY_BUDGET_REJECTED,
     CONNECTIONS_REJECTED,

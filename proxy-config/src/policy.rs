@@ -279,6 +279,7 @@ mod tests {
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),
                 upstreams: vec!["main".into()],
+                on_stream_failure: Default::default(),
             }],
             ..ProxyConfig::default()
         }

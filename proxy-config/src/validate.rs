@@ -94,6 +94,7 @@ impl ProxyConfig {
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
         crate::policy::check(&mut r, self);
+        crate::failover::check(&mut r, self);
         r.finish()
     }
 
@@ -411,6 +412,7 @@ mod tests {
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),
                 upstreams: vec!["holysheep".into()],
+                on_stream_failure: Default::default(),
             }],
             auth: Some(ClientAuth::Anonymous),
             ..ProxyConfig::default()

@@ -7,6 +7,14 @@
 mod api_error;
 mod app;
 mod error;
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "wired into the answer's body once issue 17's datapath lands"
+    )
+)]
+mod failover;
 mod guard;
 mod held;
 mod limits;
@@ -96,6 +104,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map(|u| Arc::from(u.name.as_str()))
             .collect::<Vec<_>>(),
     ));
+    for m in config
+        .models
+        .iter()
+        .filter(|m| !m.on_stream_failure.is_error())
+    {
+        let ups: Vec<Arc<str>> = m.upstreams.iter().map(|u| Arc::from(u.as_str())).collect();
+        metrics.failover_series(&Arc::from(m.name.as_str()), &ups);
+    }
     let mut watched = Vec::new();
     let authenticate = client_auth(&config, &mut watched)?;
     let upstreams = upstreams(&config, workers, &mut watched)?;

@@ -112,8 +112,13 @@ async fn exercised_proxy() -> (Fake, Fake, Proxy) {
     bad.ctl.set_default(Behaviour::Status(503, None));
     let mut c = config(
         &[("main", main.base_url()), ("bad", bad.base_url())],
-        &[("m", &["main"]), ("broken", &["bad"])],
+        &[
+            ("m", &["main"]),
+            ("broken", &["bad"]),
+            ("continued", &["main", "bad"]),
+        ],
     );
+    c.models[2].on_stream_failure = ai_api_proxy_config::OnStreamFailure::Continue;
     c.retry.max_attempts = 3;
     c.circuit_breaker.failure_threshold = 3;
     c.circuit_breaker.open_for = ai_api_proxy_config::Duration::from_secs(60);

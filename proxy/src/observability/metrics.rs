@@ -59,6 +59,19 @@ pub struct StreamErrorLabels {
     pub reason: &'static str,
 }
 
+/// Labels of a broken stream on a model that continues streams.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailoverLabels {
+    /// Configured model name.
+    pub model: Arc<str>,
+    /// The upstream whose stream broke.
+    pub from: Arc<str>,
+    /// The upstream asked to continue, or `-`.
+    pub to: Arc<str>,
+    /// One of `catalogue::STREAM_FAILOVER_OUTCOMES`.
+    pub outcome: &'static str,
+}
+
 /// Labels naming a watched secret file (`client_keys`, or `upstream:<name>`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FileLabels {
@@ -104,6 +117,8 @@ pub struct Metrics {
     pub breaker_state: Family<UpstreamLabels, Gauge>,
     /// Streams cut after the first byte, by upstream and reason.
     pub stream_errors: Family<StreamErrorLabels, Counter>,
+    /// Broken streams of models that continue them, by model, from, to and outcome.
+    pub stream_failovers: Family<FailoverLabels, Counter>,
     /// Requests refused because their client had too many in flight.
     pub in_flight_limited: Counter,
     /// Requests refused because the request-body budget was spent.
@@ -138,6 +153,7 @@ impl Metrics {
             retries: Family::default(),
             breaker_state: Family::default(),
             stream_errors: Family::default(),
+            stream_failovers: Family::default(),
             in_flight_limited: Counter::default(),
             body_budget_rejected: Counter::default(),
             open_connections: Gauge::default(),
@@ -193,6 +209,11 @@ impl Metrics {
             catalogue::STREAM_ERRORS.name,
             catalogue::STREAM_ERRORS.help,
             m.stream_errors.clone(),
+        );
+        registry.register(
+            catalogue::STREAM_FAILOVERS.name,
+            catalogue::STREAM_FAILOVERS.help,
+            m.stream_failovers.clone(),
         );
         for (metric, family) in [
             (catalogue::CLIENT_IN_FLIGHT_LIMITED, &m.in_flight_limited),
@@ -272,6 +293,26 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+
+    /// Starts at zero the failover series of a model that continues streams over `upstreams`
+    /// (each upstream to the next one, and each refusal), so dashboards see zeros.
+    pub fn failover_series(&self, model: &Arc<str>, upstreams: &[Arc<str>]) {
+        let dash: Arc<str> = Arc::from("-");
+        for (i, from) in upstreams.iter().enumerate() {
+            let next = upstreams.get(i + 1).map(|to| (to, ["continued", "failed"]));
+            let hops = next.into_iter().flat_map(|(to, o)| o.map(|o| (to, o)));
+            for (to, outcome) in hops.chain([(&dash, "refused")]) {
+                self.stream_failovers
+                    .get_or_create(&FailoverLabels {
+                        model: model.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        outcome,
+                    })
+                    .inc_by(0);
+            }
+        }
     }
 
     /// Sets the breaker gauge of `upstream`.

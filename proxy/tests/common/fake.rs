@@ -1,7 +1,10 @@
-//! A stand-in OpenAI-compatible upstream: records what it received, and can be told to be
-//! slow, fail, answer 429, or reset a stream part-way (between events or inside one). Every
-//! answer carries headers a provider may send and a client must not get (`set-cookie`, its own
-//! `x-request-id` and organization).
+//! A stand-in OpenAI-compatible upstream (what it fakes: an LLM provider's chat completions,
+//! completions, embeddings and moderations over real HTTP and server-sent events on
+//! 127.0.0.1): records what it received, and can be told to be slow, fail, answer 429, or cut
+//! a stream part-way (reset between events or inside one, stall, an error event, or a reset
+//! inside a tool call). Every answer carries headers a provider may send and a client must not
+//! get (`set-cookie`, its own `x-request-id` and organization). [`Fake::start_as`] answers as
+//! a distinct provider (its own text, `id`, `created` and `model`) for failover tests.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,6 +34,11 @@ pub enum Behaviour {
     StallAfter(usize),
     /// Stream this many chunks, then half an event, then break the connection.
     CutMidEvent(usize),
+    /// Stream this many chunks, then an error event (`overloaded`, as providers under load
+    /// send mid-stream), then end without `[DONE]`.
+    ErrorAfter(usize),
+    /// Stream this many chunks, then the start of a tool call, then break the connection.
+    ResetInToolCall(usize),
 }
 
 /// One request as the upstream saw it.
@@ -53,6 +61,8 @@ pub struct Ctl {
     pub cancelled: AtomicUsize,
     /// Streams sent to the end.
     pub finished: AtomicUsize,
+    /// Set by [`Fake::start_as`]: the provider this fake plays.
+    pub name: std::sync::OnceLock<String>,
 }
 
 impl Ctl {
@@ -64,6 +74,13 @@ impl Ctl {
     }
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+    /// The JSON bodies of every request seen, in order.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .map(|s| serde_json::from_slice(&s.body).unwrap_or_default())
+            .collect()
     }
     pub fn last(&self) -> Seen {
         self.seen
@@ -101,6 +118,15 @@ impl Fake {
             axum::serve(listener, app).await.unwrap();
         });
         Self { addr, ctl }
+    }
+
+    /// A fake that answers as provider `name`: chunk texts `<name>0 `, `<name>1 `, …, after
+    /// an opening `role` chunk (as OpenAI streams), id `chatcmpl-<name>`, its own `created`
+    /// and model `<name>-model`, and prompt tokens of a quarter of the request's bytes.
+    pub async fn start_as(name: &str) -> Self {
+        let fake = Self::start().await;
+        fake.ctl.name.set(name.to_owned()).unwrap();
+        fake
     }
 
     /// Base URL as configured in the proxy (with `/v1`).
@@ -180,11 +206,14 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         );
     }
     let (reset_after, stall_after, half_event) = match behaviour {
-        Behaviour::ResetAfter(n) => (Some(n), None, false),
+        Behaviour::ResetAfter(n) | Behaviour::ErrorAfter(n) | Behaviour::ResetInToolCall(n) => {
+            (Some(n), None, false)
+        }
         Behaviour::StallAfter(n) => (None, Some(n), false),
         Behaviour::CutMidEvent(n) => (Some(n), None, true),
         _ => (None, None, false),
     };
+    let voice = Voice::of(ctl.name.get(), body.len());
     let null_usage = if include_usage {
         r#","usage":null"#
     } else {
@@ -192,8 +221,40 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
+        let Voice {
+            word,
+            id,
+            created,
+            model,
+            prompt_tokens,
+        } = voice;
+        let head = format!(
+            r#""id":"{id}","object":"chat.completion.chunk","created":{created},"model":"{model}""#
+        );
+        if ctl.name.get().is_some() {
+            let role = format!(
+                "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"finish_reason\":null}}]{null_usage}}}\n\n"
+            );
+            if tx.send(Ok(Bytes::from(role))).await.is_err() {
+                return;
+            }
+        }
         for i in 0..chunks {
             if reset_after == Some(i) {
+                if let Behaviour::ErrorAfter(_) = behaviour {
+                    let error = r#"data: {"error":{"message":"fake upstream: overloaded","type":"server_error","param":null,"code":"overloaded"}}"#;
+                    let _ = tx.send(Ok(Bytes::from(format!("{error}\n\n")))).await;
+                    return;
+                }
+                if let Behaviour::ResetInToolCall(_) = behaviour {
+                    let call = format!(
+                        "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"tool_calls\":[{{\"index\":0,\"id\":\"call_1\",\"type\":\"function\",\"function\":{{\"name\":\"lookup\",\"arguments\":\"{{\\\"ci\"}}}}]}},\"finish_reason\":null}}]{null_usage}}}\n\n"
+                    );
+                    let _ = tx.send(Ok(Bytes::from(call))).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let _ = tx.send(Err(std::io::Error::other("reset"))).await;
+                    return;
+                }
                 if half_event {
                     let half = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choi";
                     let _ = tx.send(Ok(Bytes::from(half))).await;
@@ -207,7 +268,7 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             }
             // Like OpenAI: asked for usage, every chunk carries `"usage":null` until the last.
             let chunk = format!(
-                "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}},\"finish_reason\":null}}]{null_usage}}}\n\n"
+                "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{word}{i} \"}},\"finish_reason\":null}}]{null_usage}}}\n\n"
             );
             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 ctl.cancelled.fetch_add(1, Ordering::SeqCst);
@@ -216,10 +277,10 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             tokio::time::sleep(delay).await;
         }
         let mut tail = format!(
-            "data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]{null_usage}}}\n\n",
+            "data: {{{head},\"choices\":[{{\"index\":0,\"delta\":{{}},\"finish_reason\":\"stop\"}}]{null_usage}}}\n\n",
         );
         if include_usage {
-            tail.push_str(&format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{{\"prompt_tokens\":7,\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n", 7 + chunks));
+            tail.push_str(&format!("data: {{{head},\"choices\":[],\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"completion_tokens\":{chunks},\"total_tokens\":{}}}}}\n\n", prompt_tokens + chunks));
         }
         tail.push_str("data: [DONE]\n\n");
         if tx.send(Ok(Bytes::from(tail))).await.is_ok() {
@@ -234,6 +295,36 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         .header("cache-control", "no-cache")
         .body(body)
         .unwrap()
+}
+
+/// How a stream's chunks are written: the default fake's, or a named provider's.
+struct Voice {
+    word: String,
+    id: String,
+    created: u64,
+    model: String,
+    prompt_tokens: usize,
+}
+
+impl Voice {
+    fn of(name: Option<&String>, body_len: usize) -> Self {
+        match name {
+            None => Self {
+                word: "tok".into(),
+                id: "c".into(),
+                created: 1,
+                model: "m".into(),
+                prompt_tokens: 7,
+            },
+            Some(n) => Self {
+                word: n.clone(),
+                id: format!("chatcmpl-{n}"),
+                created: 1_700_000_000 + n.len() as u64 * 1000 + u64::from(n.as_bytes()[0]),
+                model: format!("{n}-model"),
+                prompt_tokens: body_len / 4,
+            },
+        }
+    }
 }
 
 /// Headers a provider sends that must not reach a client as they are.

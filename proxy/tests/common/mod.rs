@@ -115,6 +115,7 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
         .map(|(name, ups)| ModelRoute {
             name: (*name).into(),
             upstreams: ups.iter().map(|u| (*u).into()).collect(),
+            on_stream_failure: Default::default(),
         })
         .collect();
     c

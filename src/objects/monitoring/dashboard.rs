@@ -1,12 +1,12 @@
 //! The Grafana dashboard, delivered as a ConfigMap that Grafana's dashboard sidecar loads
 //! (label `grafana_dashboard: "1"`): traffic, errors, latency, tokens, in-flight, retries,
-//! breakers and rate limiting, every query written from the metric catalogue.
+//! breakers, rate limiting and stream failovers, every query written from the metric catalogue.
 
 use std::collections::BTreeMap;
 
 use ai_api_proxy_config::metrics::{
     CIRCUIT_BREAKER_STATE, IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, REQUESTS, STREAM_ERRORS,
-    TOKENS, UPSTREAM_FIRST_BYTE, UPSTREAM_RETRIES, breaker,
+    STREAM_FAILOVERS, TOKENS, UPSTREAM_FIRST_BYTE, UPSTREAM_RETRIES, breaker,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -206,6 +206,16 @@ fn panels(s: &Scope) -> Vec<Spec> {
             vec![(
                 s.sum_rate(&STREAM_ERRORS, &["upstream", "reason"], "", WINDOW),
                 "{{upstream}} {{reason}}",
+            )],
+        ),
+        series(
+            8,
+            "Stream failovers",
+            "Broken streams of models that continue them on the next upstream, per second, by model and outcome (continued, failed, refused).",
+            "reqps",
+            vec![(
+                s.sum_rate(&STREAM_FAILOVERS, &["model", "outcome"], "", WINDOW),
+                "{{model}} {{outcome}}",
             )],
         ),
     ]
