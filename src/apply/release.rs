@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::discovery::Discovery;
 use super::lock::{self, Lock};
 use super::revision::store::Header;
 use super::revision::{self, History, Provenance, Revision, Status};
@@ -149,6 +150,8 @@ impl<'c> Session<'c> {
         report: &mut impl FnMut(Event<'_>),
     ) -> Result<Self> {
         let (namespace, parent) = (place.namespace(), place.parent());
+        // The server answers (or the error says it does not) before anything else is asked.
+        Discovery::read(client).await?;
         let who = revision::history::who_am_i(client).await;
         let mut last_holder = None;
         let lock = lock::acquire(
