@@ -64,7 +64,10 @@ mod tests {
         ];
         for r in all {
             let row = format!("\n| `{}` | ", r.as_str());
-            assert!(readme.contains(&row), "proxy/README.md lacks the row of {r:?}");
+            assert!(
+                readme.contains(&row),
+                "proxy/README.md lacks the row of {r:?}"
+            );
         }
     }
 }

@@ -1,21 +1,21 @@
-// One streamed chat completion through the proxy with the official openai Node SDK.
+// One streamed chat completion through the proxy with the official openai Node SDK, for the
+// mid-stream failover acceptance test (proxy/tests/failover_sdk.rs, which judges the result).
 //
-// Usage: NODE_PATH=<folder holding openai> node failover.mjs BASE_URL API_KEY MODEL [EXTRA_JSON]
-//
-// EXTRA_JSON is merged into the request. Prints one JSON object: what the client saw (text,
-// the ids/created/models of every chunk, finish reasons, usage, the SDK's accumulated final
-// completion), or the error the SDK raised. Exits 0 either way; the Rust test
-// (proxy/tests/failover_sdk.rs) judges the result.
+// Reads PROXY_URL, CLIENT_KEY, MODEL, EXTRA (JSON merged into the request) and NODE_PATH (the
+// node_modules holding openai). Prints one JSON line: what the client saw (text, the ids,
+// created and models of every chunk, finish reasons, usage, the SDK's accumulated final
+// completion), or the error the SDK raised. Exits 0 either way.
 import { createRequire } from 'node:module';
 
-// An ES module ignores NODE_PATH; a CommonJS require made here honours it.
-const require = createRequire(import.meta.url);
+// An ES module ignores NODE_PATH: require from there.
+const require = createRequire(process.env.NODE_PATH + '/');
 const { default: OpenAI, APIError } = require('openai');
 const { VERSION: version } = require('openai/version');
 
-const [baseURL, apiKey, model, extraJson] = process.argv.slice(2);
-const extra = extraJson ? JSON.parse(extraJson) : {};
-const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 20_000 });
+const baseURL = process.env.PROXY_URL + '/v1';
+const model = process.env.MODEL;
+const extra = JSON.parse(process.env.EXTRA || '{}');
+const client = new OpenAI({ baseURL, apiKey: process.env.CLIENT_KEY, maxRetries: 0, timeout: 20_000 });
 const seen = {
   sdk: version, ids: [], created: [], models: [], finish_reasons: [], deltas: [], usage: null, roles: 0,
 };

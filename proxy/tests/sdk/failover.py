@@ -1,23 +1,25 @@
-"""One streamed chat completion through the proxy with the official openai Python SDK.
+"""One streamed chat completion through the proxy with the official openai Python SDK, for the
+mid-stream failover acceptance test (proxy/tests/failover_sdk.rs, which judges the result).
 
-Usage: failover.py BASE_URL API_KEY MODEL [EXTRA_JSON]
-
-EXTRA_JSON is merged into the request (e.g. '{"logprobs": true}'). Prints one JSON object:
-what the client saw (text, the ids/created/models of every chunk, finish reasons, usage, the
-SDK's accumulated final completion), or the error the SDK raised. Exits 0 either way; the
-Rust test (proxy/tests/failover_sdk.rs) judges the result.
+Reads PROXY_URL, CLIENT_KEY, MODEL and EXTRA (JSON merged into the request, e.g.
+'{"logprobs": true}'). Prints one JSON line: what the client saw (text, the ids, created and
+models of every chunk, finish reasons, usage, the SDK's accumulated final completion), or the
+error the SDK raised. Exits 0 either way.
 """
 
 import json
-import sys
+import os
 
 import openai
 
 
 def main() -> None:
-    base_url, api_key, model = sys.argv[1:4]
-    extra = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=20)
+    base_url = os.environ["PROXY_URL"] + "/v1"
+    model = os.environ["MODEL"]
+    extra = json.loads(os.environ.get("EXTRA") or "{}")
+    client = openai.OpenAI(
+        base_url=base_url, api_key=os.environ["CLIENT_KEY"], max_retries=0, timeout=20
+    )
     seen = {"sdk": openai.__version__, "ids": [], "created": [], "models": [],
             "finish_reasons": [], "deltas": [], "usage": None, "roles": 0}
     try:
