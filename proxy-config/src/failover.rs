@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ProxyConfig;
-use crate::rules::Report;
+use crate::report::Report;
 
 /// What happens when a model's stream breaks after its first byte reached the client (the
 /// upstream resets, stalls between chunks past `timeouts.idle`, or sends an error event).
@@ -39,11 +39,13 @@ pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
         r.check(
             m.on_stream_failure.is_error() || distinct.len() >= 2,
             format!("models[{i}].on_stream_failure"),
-            format!(
-                "`continue` needs a second upstream to continue on; `{}` lists only {}",
-                m.name,
-                distinct.into_iter().next().unwrap_or("none"),
-            ),
+            || {
+                format!(
+                    "`continue` needs a second upstream to continue on; `{}` lists only {}",
+                    m.name,
+                    distinct.iter().next().copied().unwrap_or("none"),
+                )
+            },
         );
     }
 }
