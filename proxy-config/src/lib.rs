@@ -10,6 +10,7 @@ mod duration;
 pub mod metrics;
 mod policy;
 mod rules;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
+pub use telemetry::{Otlp, Telemetry};
 pub use validate::{Problem, is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -74,6 +76,9 @@ pub struct ProxyConfig {
     /// counts on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_limits: Option<SharedLimits>,
+    /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -316,6 +321,7 @@ impl Default for ProxyConfig {
             passthrough: Vec::new(),
             policies: Policies::default(),
             shared_limits: None,
+            telemetry: Telemetry::default(),
         }
     }
 }
