@@ -85,7 +85,10 @@ pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
     r.check(
         (1..=MAX_QUEUE).contains(&t.max_queue_size),
         "telemetry.max_queue_size",
-        format!("must be between 1 and {MAX_QUEUE}, got {}", t.max_queue_size),
+        format!(
+            "must be between 1 and {MAX_QUEUE}, got {}",
+            t.max_queue_size
+        ),
     );
     if let Some(otlp) = &t.otlp {
         r.check(
@@ -157,7 +160,10 @@ mod tests {
         );
         let p = problems(otlp("grpc://collector:4317"));
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("telemetry.otlp.endpoint: expected"), "{p:?}");
+        assert!(
+            p[0].starts_with("telemetry.otlp.endpoint: expected"),
+            "{p:?}"
+        );
         assert_eq!(problems(otlp("http://collector:4318/v1/traces")).len(), 1);
     }
 

@@ -52,7 +52,10 @@ mod tests {
         });
         let p = problems(&env);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("network_policy.otlp_collector: missing"), "{p:?}");
+        assert!(
+            p[0].starts_with("network_policy.otlp_collector: missing"),
+            "{p:?}"
+        );
 
         env.network_policy.otlp_collector = Some(StorePeers {
             cidrs: vec!["10.0.0.0/33".into()],
@@ -60,10 +63,16 @@ mod tests {
         });
         let p = problems(&env);
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("network_policy.otlp_collector.cidrs[0]"), "{p:?}");
+        assert!(
+            p[0].starts_with("network_policy.otlp_collector.cidrs[0]"),
+            "{p:?}"
+        );
 
         env.proxy.telemetry.otlp = None;
         let p = problems(&env);
-        assert!(p[0].starts_with("network_policy.otlp_collector: set, but"), "{p:?}");
+        assert!(
+            p[0].starts_with("network_policy.otlp_collector: set, but"),
+            "{p:?}"
+        );
     }
 }
