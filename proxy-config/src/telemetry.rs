@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::Report;
+use crate::report::Report;
 use crate::validate::{base_url_ok, upstream_endpoint};
 use crate::{Duration, ProxyConfig};
 
@@ -80,30 +80,34 @@ pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
     r.check(
         (0.0..=1.0).contains(&t.sampling_ratio),
         "telemetry.sampling_ratio",
-        format!("must be between 0 and 1, got {}", t.sampling_ratio),
+        || format!("must be between 0 and 1, got {}", t.sampling_ratio),
     );
     r.check(
         (1..=MAX_QUEUE).contains(&t.max_queue_size),
         "telemetry.max_queue_size",
-        format!(
-            "must be between 1 and {MAX_QUEUE}, got {}",
-            t.max_queue_size
-        ),
+        || {
+            format!(
+                "must be between 1 and {MAX_QUEUE}, got {}",
+                t.max_queue_size
+            )
+        },
     );
     if let Some(otlp) = &t.otlp {
         r.check(
             base_url_ok(&otlp.endpoint) && !otlp.endpoint.contains("/v1/traces"),
             "telemetry.otlp.endpoint",
-            format!(
+            || {
+                format!(
                 "expected the base URL of an OTLP/HTTP receiver, like \
                  `http://otel-collector.observability.svc:4318` (`/v1/traces` is appended), got `{}`",
-                otlp.endpoint
-            ),
+                    otlp.endpoint
+                )
+            },
         );
         r.check(
             !otlp.timeout.get().is_zero(),
             "telemetry.otlp.timeout",
-            "must be longer than 0s",
+            || "must be longer than 0s".into(),
         );
     }
 }
