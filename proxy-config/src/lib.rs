@@ -12,6 +12,7 @@ pub mod metrics;
 mod policy;
 mod report;
 mod rules;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ pub use duration::Duration;
 pub use failover::OnStreamFailure;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
+pub use telemetry::{Otlp, Telemetry};
 pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -78,6 +80,9 @@ pub struct ProxyConfig {
     /// counts on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_limits: Option<SharedLimits>,
+    /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -325,6 +330,7 @@ impl Default for ProxyConfig {
             passthrough: Vec::new(),
             policies: Policies::default(),
             shared_limits: None,
+            telemetry: Telemetry::default(),
         }
     }
 }
