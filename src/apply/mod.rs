@@ -10,6 +10,7 @@ pub mod diagnose;
 pub mod discovery;
 pub mod handover;
 pub mod live;
+pub mod owner;
 pub mod preflight;
 pub mod prune;
 pub mod server_side;

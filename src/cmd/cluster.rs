@@ -64,10 +64,11 @@ pub fn live_plan(
 ) -> anyhow::Result<(crate::plan::Plan, String)> {
     runtime()?.block_on(async {
         let (client, url) = cluster.client().await?;
-        let plan = crate::apply::live::plan(&client, built, env_name).await?;
-        Ok((
-            plan,
-            format!("{url}, namespace {}", built.env.namespace.as_str()),
-        ))
+        let (plan, owners) = crate::apply::live::plan(&client, built, env_name).await?;
+        let mut target = format!("{url}, namespace {}", built.env.namespace.as_str());
+        for owner in owners {
+            target.push_str(&format!(", managed by {owner}"));
+        }
+        Ok((plan, target))
     })
 }
