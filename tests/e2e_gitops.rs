@@ -50,7 +50,7 @@ fn deployment(env: &Reconciled) -> Value {
 }
 
 fn config_hash(d: &Value) -> String {
-    d["spec"]["template"]["metadata"]["annotations"]["config-sha256"]
+    d["spec"]["template"]["metadata"]["annotations"]["ai-api-proxy/config-sha256"]
         .as_str()
         .unwrap_or_else(|| panic!("no config-sha256 annotation: {d:#}"))
         .to_owned()
@@ -284,11 +284,18 @@ fn the_argo_cd_application_passes_its_crds_validation() {
         "-f".as_ref(),
         crd.as_os_str(),
     ]);
-    plane.kubectl([
-        "wait",
-        "--for=condition=Established",
-        "crd/applications.argoproj.io",
-    ]);
+    let established = r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#;
+    plane
+        .wait_for(
+            "the Application CRD Established",
+            Duration::from_secs(60),
+            || {
+                let crd =
+                    plane.try_kubectl(["get", "crd/applications.argoproj.io", "-o", established]);
+                (stdout(&crd) == "True").then_some(())
+            },
+        )
+        .unwrap();
     let ns = plane.namespace("argocd");
     let sandbox = sandbox::Sandbox::new();
     let printed = sandbox

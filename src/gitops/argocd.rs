@@ -23,9 +23,9 @@ pub const IN_CLUSTER: &str = "https://kubernetes.default.svc";
 
 /// The `Application` of environment `env_name`.
 pub fn objects(built: &Built, env_name: &str, options: &Options) -> Vec<EngineObject> {
-    vec![EngineObject::Application(application(
+    vec![EngineObject::Application(Box::new(application(
         built, env_name, options,
-    ))]
+    )))]
 }
 
 /// See the module documentation. With dependencies, the sync wave is 1 (theirs: 0).

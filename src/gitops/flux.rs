@@ -18,8 +18,8 @@ use crate::pipeline::Built;
 /// The `GitRepository` and the `Kustomization` of environment `env_name`.
 pub fn objects(built: &Built, env_name: &str, options: &Options) -> Vec<EngineObject> {
     vec![
-        EngineObject::GitRepository(git_repository(built, env_name, options)),
-        EngineObject::Kustomization(kustomization(built, env_name, options)),
+        EngineObject::GitRepository(Box::new(git_repository(built, env_name, options))),
+        EngineObject::Kustomization(Box::new(kustomization(built, env_name, options))),
     ]
 }
 

@@ -32,16 +32,16 @@ pub struct Options {
     pub depends_on: Vec<DnsLabel>,
 }
 
-/// One object of a GitOps engine.
+/// One object of a GitOps engine (each boxed: the generated specs are large and uneven).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum EngineObject {
     /// Flux's source: the repository, fetched every interval.
-    GitRepository(infra_crds::GitRepository),
+    GitRepository(Box<infra_crds::GitRepository>),
     /// Flux's apply of the folder: prune, health checks, dependencies.
-    Kustomization(infra_crds::FluxKustomization),
+    Kustomization(Box<infra_crds::FluxKustomization>),
     /// Argo CD's application: source, destination, automated sync with prune.
-    Application(infra_crds::Application),
+    Application(Box<infra_crds::Application>),
 }
 
 /// The name of the engine's objects for environment `env_name`: the environment's instance
@@ -54,8 +54,8 @@ pub fn name(built: &Built, env_name: &str) -> String {
 pub fn go_duration(d: Duration) -> String {
     let s = d.as_secs();
     match s {
-        _ if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
-        _ if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        _ if s >= 3600 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
+        _ if s >= 60 && s.is_multiple_of(60) => format!("{}m", s / 60),
         _ => format!("{s}s"),
     }
 }

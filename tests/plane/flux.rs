@@ -91,13 +91,23 @@ impl Plane {
                 .arg("--log-encoding=console");
         };
         let mut source = Command::new(bin.join("source-controller"));
-        common(&mut source, "source-controller", source_health, source_metrics);
+        common(
+            &mut source,
+            "source-controller",
+            source_health,
+            source_metrics,
+        );
         source
             .arg(format!("--storage-path={}", storage_dir.display()))
             .arg(format!("--storage-addr=127.0.0.1:{storage}"))
             .arg(format!("--storage-adv-addr=127.0.0.1:{storage}"));
         let mut kustomize = Command::new(bin.join("kustomize-controller"));
-        common(&mut kustomize, "kustomize-controller", kustomize_health, kustomize_metrics);
+        common(
+            &mut kustomize,
+            "kustomize-controller",
+            kustomize_health,
+            kustomize_metrics,
+        );
         self.spawn("source-controller", source)?;
         self.spawn("kustomize-controller", kustomize)?;
         for (name, port) in [
