@@ -55,20 +55,21 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `infra plan --live`: the plan against the cluster, and what it was compared with
-/// (`<cluster URL>, namespace <ns>`).
+/// `infra plan --live`: the plan against the cluster, what it was compared with (`<cluster
+/// URL>, namespace <ns>`), and the live revision.
 pub fn live_plan(
     cluster: &ClusterArgs,
     built: &crate::pipeline::Built,
     env_name: &str,
-) -> anyhow::Result<(crate::plan::Plan, String)> {
+) -> anyhow::Result<(crate::apply::live::Live, String)> {
     runtime()?.block_on(async {
         let (client, url) = cluster.client().await?;
-        let (plan, owners) = crate::apply::live::plan(&client, built, env_name).await?;
-        let mut target = format!("{url}, namespace {}", built.env.namespace.as_str());
-        for owner in owners {
-            target.push_str(&format!(", managed by {owner}"));
+        let target = crate::apply::target::Target::of_built(built, env_name);
+        let live = crate::apply::live::plan(&client, &target).await?;
+        let mut name = format!("{url}, namespace {}", built.env.namespace.as_str());
+        for owner in &live.owners {
+            name.push_str(&format!(", managed by {owner}"));
         }
-        Ok((plan, target))
+        Ok((live, name))
     })
 }
