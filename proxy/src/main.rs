@@ -4,6 +4,7 @@
 //! breaker) → `observability` (metrics, access log). Start-up errors are `error`'s.
 #![forbid(unsafe_code)]
 
+mod anthropic;
 mod api_error;
 mod app;
 mod error;

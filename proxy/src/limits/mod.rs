@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 pub use dims::Limits;
 pub use redis::StoreError;
-pub use refusal::{RATE_HEADERS, RateHeaders, Refusal};
+pub use refusal::{Gauge as RateGauge, RATE_HEADERS, RateHeaders, Refusal};
 
 use lease::{Ledger, cost, lease_sizes, need};
 use local::Local;

@@ -1,0 +1,133 @@
+//! The official SDKs against the real proxy binary and Anthropic's Messages API: the
+//! `anthropic` Python SDK (`tests/sdk/anthropic_messages.py`: plain, streamed, tools, a tool
+//! result, count_tokens, errors) to an Anthropic upstream (relayed as it is) and to an
+//! OpenAI-compatible one (translated), and the `openai` Python SDK's chat completions
+//! translated to an Anthropic upstream (`tests/sdk/openai_to_anthropic.py`). The upstreams
+//! are stand-ins speaking each provider's wire format on 127.0.0.1. Without the SDKs
+//! (`SDK_PYTHON`) these tests skip, unless `SDK_REQUIRED=1`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use ai_api_proxy_config::UpstreamKind;
+use common::fake::Fake;
+use common::fake::anthropic::{CACHE_READ, INPUT_TOKENS};
+use common::*;
+
+/// Runs an SDK script with `env`; fails the test with its output unless it exits 0.
+async fn run_script(python: &Path, script: &str, env: &[(&str, String)]) -> String {
+    let mut cmd = Command::new(python);
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn proxy_for(kind: UpstreamKind, base_url: String) -> Proxy {
+    let mut c = config(&[("up", base_url)], &[("model-a", &["up"])]);
+    c.upstreams[0].kind = kind;
+    Proxy::start(c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anthropic_sdk_through_to_an_anthropic_upstream() {
+    let Some(python) = sdk::python() else { return };
+    let up = Fake::start_anthropic().await;
+    let proxy = proxy_for(UpstreamKind::Anthropic, up.base_url());
+    let out = run_script(
+        &python,
+        "anthropic_messages.py",
+        &[
+            ("PROXY_URL", proxy.url("")),
+            ("CLIENT_KEY", CLIENT_KEY.into()),
+            ("MODEL", "model-a".into()),
+            ("UPSTREAM_KIND", "anthropic".into()),
+        ],
+    )
+    .await;
+    assert!(out.contains(r#""passed": true"#), "{out}");
+    // Relayed as it is, with the proxy's key in x-api-key and the SDK's version and betas.
+    let seen = up.ctl.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|s| s.uri.starts_with("/v1/messages")));
+    for s in &seen {
+        assert_eq!(s.headers["x-api-key"], UPSTREAM_KEY);
+        assert!(s.headers.get("authorization").is_none());
+        assert_eq!(s.headers["anthropic-version"], "2023-06-01");
+    }
+    // Metered from the answers' usage: input (with cache reads) and output tokens.
+    let prompt = proxy
+        .metric(r#"ai_proxy_tokens_total{client="team-a",model="model-a",kind="prompt"}"#)
+        .await;
+    assert!(
+        prompt > 0.0 && prompt % (INPUT_TOKENS + CACHE_READ) as f64 == 0.0,
+        "{prompt}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_anthropic_sdk_translated_to_an_openai_upstream() {
+    let Some(python) = sdk::python() else { return };
+    let up = Fake::start().await;
+    let proxy = proxy_for(UpstreamKind::Openai, up.base_url());
+    let out = run_script(
+        &python,
+        "anthropic_messages.py",
+        &[
+            ("PROXY_URL", proxy.url("")),
+            ("CLIENT_KEY", CLIENT_KEY.into()),
+            ("MODEL", "model-a".into()),
+            ("UPSTREAM_KIND", "openai".into()),
+        ],
+    )
+    .await;
+    assert!(out.contains(r#""passed": true"#), "{out}");
+    let seen = up.ctl.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().all(|s| s.uri == "/v1/chat/completions"),
+        "{seen:?}"
+    );
+    for s in &seen {
+        assert_eq!(
+            s.headers["authorization"],
+            format!("Bearer {UPSTREAM_KEY}").as_str()
+        );
+        assert!(s.headers.get("x-api-key").is_none());
+        assert!(s.headers.get("anthropic-version").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_sdk_translated_to_an_anthropic_upstream() {
+    let Some(python) = sdk::python() else { return };
+    let up = Fake::start_anthropic().await;
+    let proxy = proxy_for(UpstreamKind::Anthropic, up.base_url());
+    let out = run_script(
+        &python,
+        "openai_to_anthropic.py",
+        &[
+            ("PROXY_URL", proxy.url("/v1")),
+            ("CLIENT_KEY", CLIENT_KEY.into()),
+            ("MODEL", "model-a".into()),
+        ],
+    )
+    .await;
+    assert!(out.contains(r#""passed": true"#), "{out}");
+    let seen = up.ctl.seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|s| s.uri == "/v1/messages"), "{seen:?}");
+    let first: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(first["system"], serde_json::json!([{"type": "text", "text": "Be brief."}]));
+    assert_eq!(first["max_tokens"], 4096);
+}
