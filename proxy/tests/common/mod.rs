@@ -12,7 +12,6 @@
 )]
 
 pub mod fake;
-pub mod sdk;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
