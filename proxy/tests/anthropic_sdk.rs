@@ -9,31 +9,39 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use ai_api_proxy_config::UpstreamKind;
 use common::fake::Fake;
 use common::fake::anthropic::{CACHE_READ, INPUT_TOKENS};
 use common::*;
 
-/// Runs an SDK script with `env`; fails the test with its output unless it exits 0.
-async fn run_script(python: &Path, script: &str, env: &[(&str, String)]) -> String {
-    let mut cmd = Command::new(python);
-    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk").join(script));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+/// Runs an SDK script with `env` (off the async runtime: the stand-ins live on it); fails
+/// the test with its output unless it exits 0 and reports that it passed.
+async fn run_script(python: &Path, script: &'static str, env: Vec<(&'static str, String)>) {
+    let python = python.to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        sdk::run_python(&python, script, &env)
+    })
+    .await
+    .unwrap();
     assert!(
-        out.status.success(),
-        "{script} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        run.ok,
+        "{script} failed:\n{}\n{}",
+        run.stdout, run.stderr
     );
-    stdout
+    assert_eq!(run.json()["passed"], true, "{}", run.stdout);
+}
+
+/// The scripts' environment: the proxy (the Anthropic SDK adds `/v1` itself), a client key,
+/// the model, and the kind of upstream behind it.
+fn env(proxy: &Proxy, kind: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PROXY_URL", proxy.url("")),
+        ("CLIENT_KEY", CLIENT_KEY.into()),
+        ("MODEL", "model-a".into()),
+        ("UPSTREAM_KIND", kind.into()),
+    ]
 }
 
 fn proxy_for(kind: UpstreamKind, base_url: String) -> Proxy {
@@ -47,18 +55,7 @@ async fn the_anthropic_sdk_through_to_an_anthropic_upstream() {
     let Some(python) = sdk::python() else { return };
     let up = Fake::start_anthropic().await;
     let proxy = proxy_for(UpstreamKind::Anthropic, up.base_url());
-    let out = run_script(
-        &python,
-        "anthropic_messages.py",
-        &[
-            ("PROXY_URL", proxy.url("")),
-            ("CLIENT_KEY", CLIENT_KEY.into()),
-            ("MODEL", "model-a".into()),
-            ("UPSTREAM_KIND", "anthropic".into()),
-        ],
-    )
-    .await;
-    assert!(out.contains(r#""passed": true"#), "{out}");
+    run_script(&python, "anthropic_messages.py", env(&proxy, "anthropic")).await;
     // Relayed as it is, with the proxy's key in x-api-key and the SDK's version and betas.
     let seen = up.ctl.seen.lock().unwrap().clone();
     assert!(seen.iter().all(|s| s.uri.starts_with("/v1/messages")));
@@ -82,18 +79,7 @@ async fn the_anthropic_sdk_translated_to_an_openai_upstream() {
     let Some(python) = sdk::python() else { return };
     let up = Fake::start().await;
     let proxy = proxy_for(UpstreamKind::Openai, up.base_url());
-    let out = run_script(
-        &python,
-        "anthropic_messages.py",
-        &[
-            ("PROXY_URL", proxy.url("")),
-            ("CLIENT_KEY", CLIENT_KEY.into()),
-            ("MODEL", "model-a".into()),
-            ("UPSTREAM_KIND", "openai".into()),
-        ],
-    )
-    .await;
-    assert!(out.contains(r#""passed": true"#), "{out}");
+    run_script(&python, "anthropic_messages.py", env(&proxy, "openai")).await;
     let seen = up.ctl.seen.lock().unwrap().clone();
     assert!(
         seen.iter().all(|s| s.uri == "/v1/chat/completions"),
@@ -114,17 +100,9 @@ async fn the_openai_sdk_translated_to_an_anthropic_upstream() {
     let Some(python) = sdk::python() else { return };
     let up = Fake::start_anthropic().await;
     let proxy = proxy_for(UpstreamKind::Anthropic, up.base_url());
-    let out = run_script(
-        &python,
-        "openai_to_anthropic.py",
-        &[
-            ("PROXY_URL", proxy.url("/v1")),
-            ("CLIENT_KEY", CLIENT_KEY.into()),
-            ("MODEL", "model-a".into()),
-        ],
-    )
-    .await;
-    assert!(out.contains(r#""passed": true"#), "{out}");
+    let mut env = env(&proxy, "anthropic");
+    env[0].1 = proxy.url("/v1");
+    run_script(&python, "openai_to_anthropic.py", env).await;
     let seen = up.ctl.seen.lock().unwrap().clone();
     assert!(seen.iter().all(|s| s.uri == "/v1/messages"), "{seen:?}");
     let first: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();

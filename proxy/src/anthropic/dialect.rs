@@ -10,15 +10,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
+use bytes::Bytes;
+use http::Response;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::error;
-use crate::api_error::ErrorMessage;
+use crate::answer::Answer;
+use crate::error_answer::ErrorMessage;
 use crate::limits::{RATE_HEADERS, RateHeaders};
 
 /// Is `path` one of Anthropic's (`/v1/messages` and below)?
@@ -27,7 +28,7 @@ pub fn is_anthropic(path: &str) -> bool {
 }
 
 /// Gives answers on Anthropic's paths Anthropic's shape.
-pub fn restyle(mut response: Response) -> Response {
+pub fn restyle(mut response: Response<Answer>) -> Response<Answer> {
     if let Some(rate) = response.extensions().get::<RateHeaders>().copied() {
         let headers = response.headers_mut();
         for name in RATE_HEADERS {
@@ -42,7 +43,7 @@ pub fn restyle(mut response: Response) -> Response {
         let headers = response.headers_mut();
         headers.remove(CONTENT_LENGTH);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        *response.body_mut() = Body::from(body);
+        response.body_mut().set_full(Bytes::from(body));
     }
     response
 }
@@ -67,9 +68,9 @@ pub struct AnthropicShape<S> {
 
 impl<S> Service<Request> for AnthropicShape<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response<Answer>, Error = Infallible>,
 {
-    type Response = Response;
+    type Response = Response<Answer>;
     type Error = Infallible;
     type Future = Shaped<S::Future>;
 
@@ -97,9 +98,9 @@ pin_project! {
 
 impl<F> Future for Shaped<F>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    F: Future<Output = Result<Response<Answer>, Infallible>>,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<Answer>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -115,21 +116,17 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api_error::ProxyError;
+    use crate::error_answer::ProxyError;
     use crate::limits::Refusal;
-    use axum::response::IntoResponse;
     use http_body_util::BodyExt;
     use std::time::Duration;
 
     #[tokio::test]
     async fn proxy_errors_get_anthropic_shape_and_headers() {
-        let r = restyle(
-            ProxyError::Policy(Refusal::Requests {
-                limit: 60,
-                retry_after: Duration::from_secs(2),
-            })
-            .into_response(),
-        );
+        let r = restyle(Answer::error(ProxyError::Policy(Refusal::Requests {
+            limit: 60,
+            retry_after: Duration::from_secs(2),
+        })));
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "2");
         assert_eq!(r.headers()["anthropic-ratelimit-requests-limit"], "60");

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::api_error::error_json as openai_error_json;
+use crate::error_answer::error_json as openai_error_json;
 use crate::limits::RateHeaders;
 
 /// Anthropic's error type for an HTTP status.

@@ -13,7 +13,7 @@
 use ai_api_proxy_config::UpstreamKind;
 use http::header::{self, HeaderMap, HeaderName};
 
-use crate::observability::exchange::X_REQUEST_ID;
+use crate::observability::facts::X_REQUEST_ID;
 
 /// Anthropic's key header (the upstream's key goes there; a client's never goes on).
 pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");

@@ -1,13 +1,12 @@
 //! Upstream: one provider with its pooled HTTP clients (one per worker thread), injected key
-//! (replaceable while running), fixed headers and timeouts; below it, sending with retries
-//! ([`forward`]), relaying the answer ([`relay`], [`sse`], [`usage`]) and the breaker.
+//! (replaceable while running), fixed headers and timeouts; below it, one [`attempt`] at a
+//! time, retries and fallback ([`forward`]), and the breaker. The answer's body is relayed
+//! by [`crate::answer`].
 
+pub mod attempt;
 pub mod breaker;
 pub mod forward;
 pub mod headers;
-pub mod relay;
-pub mod sse;
-pub mod usage;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -25,8 +24,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::api_error::ProxyError;
-use crate::error::StartError;
+use crate::error_answer::ProxyError;
+use crate::start_error::StartError;
 use breaker::Breaker;
 
 thread_local! {

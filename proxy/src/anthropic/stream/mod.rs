@@ -16,7 +16,7 @@ use bytes::BytesMut;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::observability::exchange::Usage;
+pub use crate::observability::facts::Usage;
 
 use super::wire::{DeltaUsage, Event};
 
@@ -47,7 +47,7 @@ fn openai_data(out: &mut BytesMut, data: &impl Serialize) {
 pub fn openai_error(out: &mut BytesMut, message: &str, kind: &str) {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(
-        crate::api_error::error_json(message, kind, None, "upstream_stream_error").as_bytes(),
+        crate::error_answer::error_json(message, kind, None, "upstream_stream_error").as_bytes(),
     );
     out.extend_from_slice(b"\n\n");
 }

@@ -1,47 +1,41 @@
 //! What the access log and metrics learn about a request from the layers below them: who the
-//! client was (from the guards) and how the upstream exchange went (from the relay). The lower
-//! layers put these in the response's extensions; observability reads them there, so it
-//! depends on none of those layers.
+//! client was (from the guards), how the upstream exchange went and what it used (from the
+//! forwarder and the relay). The lower layers write these into the answer's [`Facts`];
+//! observability reads them there, so it depends on none of those layers.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
-
 use serde::Deserialize;
 
 /// The request id header: the client's or the proxy's, returned to the client and logged.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The client id for logs: a key id, or `anonymous`.
-#[derive(Clone, Debug)]
-pub struct ClientId(pub Arc<str>);
-
-impl ClientId {
-    /// The id of every anonymous client.
-    pub fn anonymous() -> Self {
-        static ANONYMOUS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("anonymous"));
-        Self(ANONYMOUS.clone())
-    }
-}
-
-/// What the access log and metrics learn about one proxied exchange.
-#[derive(Debug)]
-pub struct Exchange {
-    /// Configured model name (`-` for pass-through paths).
-    pub model: Arc<str>,
-    /// Client key id for metric labels (`anonymous` without authentication).
-    pub client: Arc<str>,
+/// What one request's answer tells the access log and the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// The client for logs and metric labels: a key id or `anonymous` (unset: not identified).
+    pub client: Option<Arc<str>>,
+    /// Configured model name (`-` for pass-through paths); unset when not routed.
+    pub model: Option<Arc<str>>,
     /// Upstream that answered.
-    pub upstream: Arc<str>,
+    pub upstream: Option<Arc<str>>,
     /// Attempts made, across upstreams.
     pub attempts: u32,
     /// Time until the upstream's first byte.
-    pub ttfb: Duration,
+    pub ttfb: Option<Duration>,
     /// Token usage, when the answer reported it.
-    pub usage: OnceLock<Usage>,
-    /// Why the answer was cut after its first byte, if it was.
-    pub stream_error: OnceLock<&'static str>,
+    pub usage: Option<Usage>,
+    /// The proxy's error code, or why the answer was cut after its first byte.
+    pub error: Option<&'static str>,
+}
+
+/// The id every anonymous client has in logs and labels.
+pub fn anonymous() -> Arc<str> {
+    static ANONYMOUS: std::sync::LazyLock<Arc<str>> =
+        std::sync::LazyLock::new(|| Arc::from("anonymous"));
+    ANONYMOUS.clone()
 }
 
 /// Token counts of one answer.
@@ -80,5 +74,12 @@ impl From<Reported> for Usage {
             prompt_tokens: r.prompt_tokens.unwrap_or(anthropic_input),
             completion_tokens: r.completion_tokens.or(r.output_tokens).unwrap_or(0),
         }
+    }
+}
+
+impl Usage {
+    /// Both counts together.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 }
