@@ -1,13 +1,15 @@
 //! Anthropic's Messages API: its error shape and rate-limit headers on its routes
 //! ([`error`], [`dialect`]), and translation between it and OpenAI's Chat Completions, both
 //! ways, as pure functions over the two wire formats ([`wire`], [`chat`]): requests
-//! ([`request`]), whole answers ([`response`]) and streams, event by event ([`stream`]).
+//! ([`request`]), whole answers ([`response`]) and streams, event by event ([`stream`], run
+//! by the relay as event hooks: [`hooks`]).
 //! What cannot be carried across is refused with a clear error, never dropped (the table is
 //! in the proxy's README).
 
 pub mod chat;
 pub mod dialect;
 pub mod error;
+pub mod hooks;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -41,9 +43,12 @@ impl TranslateError {
         } else {
             format!(" at `{at}`")
         };
+        let kind = match api {
+            Api::Chat => "an OpenAI Chat Completions",
+            Api::Messages => "an Anthropic Messages",
+        };
         Self::Request(format!(
-            "The request is not a {} request this proxy can translate{at}: {error}.",
-            api.name()
+            "The request cannot be read as {kind} request{at}: {error}."
         ))
     }
 }

@@ -13,8 +13,9 @@ pub struct MessagesRequest {
     pub model: String,
     /// The conversation.
     pub messages: Vec<Message>,
-    /// The completion maximum (required by Anthropic).
-    pub max_tokens: u64,
+    /// The completion maximum (required by `/v1/messages`, absent from `count_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
     /// The system prompt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<Content>,

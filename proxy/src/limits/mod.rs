@@ -27,7 +27,9 @@ use prometheus_client::metrics::gauge::Gauge;
 
 pub use dims::Limits;
 pub use redis::StoreError;
-pub use refusal::{Gauge as RateGauge, RATE_HEADERS, RateHeaders, Refusal};
+#[cfg(test)]
+pub use refusal::Gauge as RateGauge;
+pub use refusal::{RATE_HEADERS, RateHeaders, Refusal};
 
 use lease::{Ledger, cost, lease_sizes, need};
 use local::Local;

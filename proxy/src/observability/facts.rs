@@ -21,6 +21,13 @@ pub struct Facts {
     pub model: Option<Arc<str>>,
     /// Upstream that answered.
     pub upstream: Option<Arc<str>>,
+    /// The API the upstream that answered speaks, as the OpenTelemetry GenAI conventions name
+    /// providers (`gen_ai.provider.name`): `openai` or `anthropic`.
+    pub provider: Option<&'static str>,
+    /// What the client asked for, as the GenAI conventions name operations
+    /// (`gen_ai.operation.name`): `chat` (chat completions and Anthropic's messages),
+    /// `text_completion`, `embeddings`, or `count_tokens`; unset for pass-through paths.
+    pub operation: Option<&'static str>,
     /// Attempts made, across upstreams.
     pub attempts: u32,
     /// Time until the upstream's first byte.

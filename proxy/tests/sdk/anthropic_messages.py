@@ -101,7 +101,7 @@ except anthropic.NotFoundError as e:
     check("unknown model", e.body["type"] == "error" and e.body["error"]["type"] == "not_found_error", e.body)
 if KIND == "openai":
     try:
-        ask(client, messages=[{"role": "user", "content": "Hi"}], top_k=5)
+        ask(client, messages=[{"role": "user", "content": "Hi"}], extra_body={"top_k": 5})
         check("untranslatable refused", False, "no error")
     except anthropic.BadRequestError as e:
         check("untranslatable refused", "top_k" in e.body["error"]["message"], e.body)

@@ -5,7 +5,8 @@
 mod to_chat;
 mod to_messages;
 
-pub use to_messages::DEFAULT_MAX_TOKENS;
+#[cfg(test)]
+use to_messages::DEFAULT_MAX_TOKENS;
 
 use super::wire::{Block, Content, MessagesRequest};
 use super::{Api, TranslateError, chat::ChatRequest, parse};
@@ -37,7 +38,11 @@ pub const IMAGE_TOKENS: u64 = 1600;
 /// request that could not be translated is refused as `/v1/messages` would refuse it.
 pub fn estimate_input_tokens(body: &[u8]) -> Result<u64, TranslateError> {
     let req: MessagesRequest = parse(Api::Messages, body)?;
-    to_chat::to_chat(req.clone())?;
+    // Refused as `/v1/messages` would refuse it (a count has no `max_tokens`).
+    to_chat::to_chat(MessagesRequest {
+        max_tokens: Some(1),
+        ..req.clone()
+    })?;
     let mut chars = 0usize;
     let mut images = 0u64;
     let mut content = |c: &Content| match c {

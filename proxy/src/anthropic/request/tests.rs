@@ -213,7 +213,7 @@ fn what_has_no_equivalent_is_refused_by_name() {
 
 #[test]
 fn count_tokens_estimates_text_and_images() {
-    let body = json!({"model": "m", "max_tokens": 5, "system": "abcd",
+    let body = json!({"model": "m", "system": "abcd",
         "messages": [{"role": "user", "content": [
             {"type": "text", "text": "12345678"},
             {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
@@ -222,6 +222,7 @@ fn count_tokens_estimates_text_and_images() {
         estimate_input_tokens(body.to_string().as_bytes()),
         Ok(3 + IMAGE_TOKENS)
     );
+    assert!(estimate_input_tokens(br#"{"model":"m","messages":[],"top_k":1}"#).is_err());
     assert!(estimate_input_tokens(br#"{"model":"m","max_tokens":5,"messages":[],"top_k":1}"#).is_err());
 }
 

@@ -18,6 +18,13 @@ fn unsupported(what: &str, why: &str) -> TranslateError {
 /// Translates `req`; the stream, if any, asks for usage (the proxy meters every answer and
 /// Anthropic's `message_delta` reports it).
 pub fn to_chat(req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
+    let Some(max_tokens) = req.max_tokens else {
+        return Err(TranslateError::malformed(
+            Api::Messages,
+            "",
+            "missing field `max_tokens`",
+        ));
+    };
     if req.top_k.is_some() {
         return Err(unsupported("`top_k`", "OpenAI has no top-k sampling"));
     }
@@ -63,7 +70,7 @@ pub fn to_chat(req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
     Ok(ChatRequest {
         model: req.model,
         messages,
-        max_completion_tokens: Some(req.max_tokens),
+        max_completion_tokens: Some(max_tokens),
         stop: req
             .stop_sequences
             .filter(|s| !s.is_empty())

@@ -109,10 +109,11 @@ pub fn to_messages(req: ChatRequest) -> Result<MessagesRequest, TranslateError> 
     Ok(MessagesRequest {
         model: req.model,
         messages: turns,
-        max_tokens: req
-            .max_completion_tokens
-            .or(req.max_tokens)
-            .unwrap_or(DEFAULT_MAX_TOKENS),
+        max_tokens: Some(
+            req.max_completion_tokens
+                .or(req.max_tokens)
+                .unwrap_or(DEFAULT_MAX_TOKENS),
+        ),
         system: (!system.is_empty()).then_some(Content::Blocks(system)),
         metadata: req.user.map(|u| Metadata { user_id: Some(u) }),
         stop_sequences: req.stop.map(|s| match s {

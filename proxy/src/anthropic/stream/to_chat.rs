@@ -163,6 +163,11 @@ impl ToChat {
         }
     }
 
+    /// The stream was ended by someone else (the proxy's own error event): nothing more.
+    pub fn stop(&mut self) {
+        self.ended = true;
+    }
+
     /// The usage reported so far.
     pub fn usage(&self) -> Usage {
         Usage {
