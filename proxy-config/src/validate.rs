@@ -486,7 +486,11 @@ mod tests {
         );
         let json = serde_json::to_string(&c.upstreams[1]).unwrap();
         assert!(json.contains(r#""kind":"anthropic""#), "{json}");
-        assert!(!serde_json::to_string(&c.upstreams[0]).unwrap().contains("kind"));
+        assert!(
+            !serde_json::to_string(&c.upstreams[0])
+                .unwrap()
+                .contains("kind")
+        );
     }
 
     #[test]

@@ -19,17 +19,16 @@ use common::*;
 /// the test with its output unless it exits 0 and reports that it passed.
 async fn run_script(python: &Path, script: &'static str, env: Vec<(&'static str, String)>) {
     let python = python.to_owned();
-    let run = tokio::task::spawn_blocking(move || {
+    let run = match tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         sdk::run_python(&python, script, &env)
     })
     .await
-    .unwrap();
-    assert!(
-        run.ok,
-        "{script} failed:\n{}\n{}",
-        run.stdout, run.stderr
-    );
+    {
+        Ok(run) => run,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    assert!(run.ok, "{script} failed:\n{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.json()["passed"], true, "{}", run.stdout);
 }
 
@@ -106,6 +105,9 @@ async fn the_openai_sdk_translated_to_an_anthropic_upstream() {
     let seen = up.ctl.seen.lock().unwrap().clone();
     assert!(seen.iter().all(|s| s.uri == "/v1/messages"), "{seen:?}");
     let first: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
-    assert_eq!(first["system"], serde_json::json!([{"type": "text", "text": "Be brief."}]));
+    assert_eq!(
+        first["system"],
+        serde_json::json!([{"type": "text", "text": "Be brief."}])
+    );
     assert_eq!(first["max_tokens"], 4096);
 }

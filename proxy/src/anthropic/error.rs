@@ -62,15 +62,15 @@ fn message_of(body: &[u8]) -> Option<String> {
 
 /// An OpenAI-compatible upstream's error answer, for an Anthropic client.
 pub fn from_openai(status: StatusCode, body: &[u8]) -> String {
-    let message = message_of(body)
-        .unwrap_or_else(|| format!("The upstream answered {}.", status.as_u16()));
+    let message =
+        message_of(body).unwrap_or_else(|| format!("The upstream answered {}.", status.as_u16()));
     error_json(error_type(status), &message)
 }
 
 /// An Anthropic upstream's error answer, for an OpenAI client: Anthropic's type as `type`.
 pub fn to_openai(status: StatusCode, body: &[u8]) -> String {
-    let message = message_of(body)
-        .unwrap_or_else(|| format!("The upstream answered {}.", status.as_u16()));
+    let message =
+        message_of(body).unwrap_or_else(|| format!("The upstream answered {}.", status.as_u16()));
     openai_error_json(&message, error_type(status), None, "upstream_error")
 }
 
@@ -90,7 +90,8 @@ pub fn rate_headers(h: &RateHeaders, now: SystemTime) -> Vec<(HeaderName, Header
     let mut out = Vec::with_capacity(6);
     for (name, gauge) in [("requests", h.requests), ("tokens", h.tokens)] {
         let Some(g) = gauge else { continue };
-        let reset = now + Duration::from_secs(g.reset.as_secs() + u64::from(g.reset.subsec_nanos() > 0));
+        let reset =
+            now + Duration::from_secs(g.reset.as_secs() + u64::from(g.reset.subsec_nanos() > 0));
         let reset = humantime::format_rfc3339_seconds(reset).to_string();
         for (what, value) in [
             ("limit", HeaderValue::from(g.limit)),
@@ -130,7 +131,11 @@ mod tests {
             (504, "api_error"),
             (529, "overloaded_error"),
         ] {
-            assert_eq!(error_type(StatusCode::from_u16(status).unwrap()), kind, "{status}");
+            assert_eq!(
+                error_type(StatusCode::from_u16(status).unwrap()),
+                kind,
+                "{status}"
+            );
         }
         assert_eq!(
             error_json("rate_limit_error", "slow \"down\""),
@@ -149,7 +154,8 @@ mod tests {
             from_openai(StatusCode::BAD_GATEWAY, b"<html>"),
             r#"{"type":"error","error":{"type":"api_error","message":"The upstream answered 502."}}"#
         );
-        let anthropic = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
         assert_eq!(
             to_openai(StatusCode::from_u16(529).unwrap(), anthropic),
             r#"{"error":{"message":"Overloaded","type":"overloaded_error","param":null,"code":"upstream_error"}}"#

@@ -166,7 +166,11 @@ mod tests {
         assert!(text.ends_with("event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"The upstream stream was interrupted.\"}}\n\n"), "{text}");
 
         let start = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"c\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n";
-        let (out, usage) = run(AnthropicToChat(ToChat::new(1, false)), start, End::Broken("reset"));
+        let (out, usage) = run(
+            AnthropicToChat(ToChat::new(1, false)),
+            start,
+            End::Broken("reset"),
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text.matches("\"error\"").count(), 1, "{text}");
         assert!(text.ends_with("\"code\":\"x\"}}\n\n"), "{text}");

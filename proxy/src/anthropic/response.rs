@@ -52,9 +52,10 @@ fn answer_error(api: Api, e: &TranslateError) -> TranslateError {
 /// A `chat.completion` body as a Messages answer body.
 pub fn chat_to_message(body: &[u8]) -> Result<Vec<u8>, TranslateError> {
     let resp: ChatResponse = parse(Api::Chat, body).map_err(|e| answer_error(Api::Chat, &e))?;
-    let choice = resp.choices.into_iter().next().ok_or_else(|| {
-        TranslateError::Answer("The upstream answered with no choices.".into())
-    })?;
+    let choice =
+        resp.choices.into_iter().next().ok_or_else(|| {
+            TranslateError::Answer("The upstream answered with no choices.".into())
+        })?;
     let m = choice.message;
     let mut content = Vec::new();
     content.extend(
@@ -181,8 +182,14 @@ mod tests {
             "choices": [{"index": 0, "finish_reason": "tool_calls",
                 "message": {"role": "assistant", "content": null,
                     "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{"}}]}}]});
-        assert!(matches!(chat_to_message(bad.to_string().as_bytes()), Err(TranslateError::Answer(_))));
-        assert!(matches!(chat_to_message(b"{}"), Err(TranslateError::Answer(_))));
+        assert!(matches!(
+            chat_to_message(bad.to_string().as_bytes()),
+            Err(TranslateError::Answer(_))
+        ));
+        assert!(matches!(
+            chat_to_message(b"{}"),
+            Err(TranslateError::Answer(_))
+        ));
     }
 
     #[test]
@@ -206,7 +213,10 @@ mod tests {
         let server = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "c",
             "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}],
             "stop_reason": "end_turn", "stop_sequence": null, "usage": {"input_tokens": 1, "output_tokens": 1}});
-        assert!(matches!(message_to_chat(server.to_string().as_bytes(), 0), Err(TranslateError::Answer(_))));
+        assert!(matches!(
+            message_to_chat(server.to_string().as_bytes(), 0),
+            Err(TranslateError::Answer(_))
+        ));
     }
 
     #[test]

@@ -111,7 +111,9 @@ where
     use serde::de::Error;
     match Value::deserialize(d)? {
         Value::String(s) => Ok(text(s)),
-        v @ Value::Array(_) => serde_json::from_value(v).map(list).map_err(D::Error::custom),
+        v @ Value::Array(_) => serde_json::from_value(v)
+            .map(list)
+            .map_err(D::Error::custom),
         other => Err(D::Error::custom(format!(
             "expected a string or a list of content blocks, got {}",
             kind_of(&other)
@@ -401,9 +403,13 @@ pub enum Event {
     },
 }
 
-/// What a `content_block_delta` adds.
+/// What a `content_block_delta` adds (the variants are Anthropic's type names).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[expect(
+    clippy::enum_variant_names,
+    reason = "named as Anthropic names them: text_delta, input_json_delta"
+)]
 pub enum Delta {
     /// Text.
     TextDelta {

@@ -12,10 +12,10 @@ use http::Response;
 use http::header::AUTHORIZATION;
 
 use super::keys::KeyStore;
-use crate::upstream::headers::X_API_KEY;
 use super::{Check, Client};
 use crate::answer::Answer;
 use crate::error_answer::ProxyError;
+use crate::upstream::headers::X_API_KEY;
 
 /// How clients are checked.
 #[derive(Clone)]

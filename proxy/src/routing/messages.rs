@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ai_api_proxy_config::UpstreamKind;
 use axum::extract::Request;
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http::Response;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http_body_util::BodyExt;
 
 use super::{Route, Routes, body, client_ids, model, truncate};
@@ -97,8 +97,7 @@ impl Routes {
         Ok(match back {
             Some(back) => translate_answer(response, back).await,
             None => {
-                if is_stream(&response) && response.body_mut().add_hook(AnthropicRelay::default())
-                {
+                if is_stream(&response) && response.body_mut().add_hook(AnthropicRelay::default()) {
                     response.headers_mut().remove(CONTENT_LENGTH);
                 }
                 response
@@ -189,11 +188,16 @@ fn now() -> u64 {
 
 /// The upstream's answer in the client's API: a stream event by event (hooks), a whole answer
 /// or an error body read and rewritten.
-pub(super) async fn translate_answer(mut response: Response<Answer>, back: Back) -> Response<Answer> {
+pub(super) async fn translate_answer(
+    mut response: Response<Answer>,
+    back: Back,
+) -> Response<Answer> {
     let ok = response.status().is_success();
     if ok && is_stream(&response) {
         let hooked = match back {
-            Back::ToAnthropic => response.body_mut().add_hook(ChatToAnthropic(ToAnthropic::default())),
+            Back::ToAnthropic => response
+                .body_mut()
+                .add_hook(ChatToAnthropic(ToAnthropic::default())),
             Back::ToChat { include_usage } => response
                 .body_mut()
                 .add_hook(AnthropicToChat(ToChat::new(now(), include_usage))),

@@ -178,7 +178,9 @@ impl Routes {
             .get(model.as_ref())
             .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
         if route.kind == UpstreamKind::Anthropic {
-            return self.chat_to_anthropic(&parts, body.clone(), route, &facts).await;
+            return self
+                .chat_to_anthropic(&parts, body.clone(), route, &facts)
+                .await;
         }
         let (client, label) = client_ids(&parts.extensions);
         // After routing (the model is known, and 404 comes first) and before the upstream.

@@ -109,8 +109,8 @@ impl Upstream {
             upstream: cfg.name.clone(),
             message,
         };
-        let authorization = credential(cfg.kind, key)
-            .map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
+        let authorization =
+            credential(cfg.kind, key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
         let selectors = [
             ("openai-organization", &cfg.organization),
             ("openai-project", &cfg.project),

@@ -294,13 +294,22 @@ fn tools_answer(reply: Result<String, String>, stream: bool, include_usage: bool
             .to_string(),
         );
     }
-    let mut chunks = vec![head(json!({"role": "assistant", "content": ""}), json!(null))];
+    let mut chunks = vec![head(
+        json!({"role": "assistant", "content": ""}),
+        json!(null),
+    )];
     let finish = match &reply {
         Ok(name) => {
-            chunks.push(head(json!({"tool_calls": [{"index": 0, "id": "call_01", "type": "function",
-                "function": {"name": name, "arguments": ""}}]}), json!(null)));
+            chunks.push(head(
+                json!({"tool_calls": [{"index": 0, "id": "call_01", "type": "function",
+                "function": {"name": name, "arguments": ""}}]}),
+                json!(null),
+            ));
             for piece in ["{\"city\"", ": \"Par", "is\"}"] {
-                chunks.push(head(json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}), json!(null)));
+                chunks.push(head(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                    json!(null),
+                ));
             }
             "tool_calls"
         }

@@ -140,7 +140,8 @@ fn a_chat_request_becomes_messages() {
 
 #[test]
 fn what_has_no_equivalent_is_refused_by_name() {
-    let base = || json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let base =
+        || json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
     let with = |k: &str, v: Value| {
         let mut b = base();
         b[k] = v;
@@ -148,27 +149,42 @@ fn what_has_no_equivalent_is_refused_by_name() {
     };
     assert!(refusal_to_chat(with("top_k", json!(5))).contains("`top_k` cannot be translated"));
     assert!(
-        refusal_to_chat(with("thinking", json!({"type": "enabled", "budget_tokens": 1024})))
-            .contains("`thinking`")
+        refusal_to_chat(with(
+            "thinking",
+            json!({"type": "enabled", "budget_tokens": 1024})
+        ))
+        .contains("`thinking`")
     );
-    assert!(chat(with("thinking", json!({"type": "disabled"}))).get("thinking").is_none());
     assert!(
-        refusal_to_chat(with("tools", json!([{"type": "web_search_20250305", "name": "web_search", "input_schema": {}}])))
-            .contains("server tool `web_search`")
+        chat(with("thinking", json!({"type": "disabled"})))
+            .get("thinking")
+            .is_none()
+    );
+    assert!(
+        refusal_to_chat(with(
+            "tools",
+            json!([{"type": "web_search_20250305", "name": "web_search", "input_schema": {}}])
+        ))
+        .contains("server tool `web_search`")
     );
     let doc = with(
         "messages",
         json!([{"role": "user", "content": [{"type": "document", "source": {}}]}]),
     );
     let m = refusal_to_chat(doc);
-    assert!(m.contains("at `messages[0].content`") && m.contains("unknown variant `document`"), "{m}");
+    assert!(
+        m.contains("at `messages[0].content`") && m.contains("unknown variant `document`"),
+        "{m}"
+    );
     let m = refusal_to_chat(with("container", json!("c")));
     assert!(m.contains("unknown field `container`"), "{m}");
     let m = refusal_to_chat(with("max_tokens", json!("a secret prompt")));
-    assert!(m.contains("at `max_tokens`") && !m.contains("secret"), "{m}");
+    assert!(
+        m.contains("at `max_tokens`") && !m.contains("secret"),
+        "{m}"
+    );
 
-    let chat_base =
-        || json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let chat_base = || json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
     let chat_with = |k: &str, v: Value| {
         let mut b = chat_base();
         b[k] = v;
@@ -214,16 +230,18 @@ fn what_has_no_equivalent_is_refused_by_name() {
 #[test]
 fn count_tokens_estimates_text_and_images() {
     let body = json!({"model": "m", "system": "abcd",
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "12345678"},
-            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
-        ]}]});
+    "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "12345678"},
+        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}
+    ]}]});
     assert_eq!(
         estimate_input_tokens(body.to_string().as_bytes()),
         Ok(3 + IMAGE_TOKENS)
     );
     assert!(estimate_input_tokens(br#"{"model":"m","messages":[],"top_k":1}"#).is_err());
-    assert!(estimate_input_tokens(br#"{"model":"m","max_tokens":5,"messages":[],"top_k":1}"#).is_err());
+    assert!(
+        estimate_input_tokens(br#"{"model":"m","max_tokens":5,"messages":[],"top_k":1}"#).is_err()
+    );
 }
 
 /// A conversation in the subset both APIs share: alternating turns, the user's tool results
@@ -234,20 +252,28 @@ fn conversation() -> impl Strategy<Value = Value> {
         proptest::collection::vec(("[a-z0-9_]{1,8}", text), 0..3),
         proptest::collection::vec(text, 0..3),
     )
-        .prop_filter("a turn has content", |(r, t)| !r.is_empty() || !t.is_empty())
+        .prop_filter("a turn has content", |(r, t)| {
+            !r.is_empty() || !t.is_empty()
+        })
         .prop_map(|(results, texts)| {
             let mut blocks: Vec<Value> = results
                 .into_iter()
                 .map(|(id, c)| json!({"type": "tool_result", "tool_use_id": id, "content": c}))
                 .collect();
-            blocks.extend(texts.into_iter().map(|t| json!({"type": "text", "text": t})));
+            blocks.extend(
+                texts
+                    .into_iter()
+                    .map(|t| json!({"type": "text", "text": t})),
+            );
             json!({"role": "user", "content": blocks})
         });
     let assistant = (
         proptest::collection::vec(text, 0..3),
         proptest::collection::vec(("[a-z0-9_]{1,8}", "[a-z]{1,8}", any::<i32>()), 0..3),
     )
-        .prop_filter("a turn has content", |(t, c)| !t.is_empty() || !c.is_empty())
+        .prop_filter("a turn has content", |(t, c)| {
+            !t.is_empty() || !c.is_empty()
+        })
         .prop_map(|(texts, calls)| {
             let mut blocks: Vec<Value> = texts
                 .into_iter()

@@ -6,8 +6,7 @@ use super::super::chat::{
     NamedChoice, Stop, StreamOptions, Text, TextPart, ToolCall, UserContent, UserPart,
 };
 use super::super::wire::{
-    Block, Content, ImageSource, MessagesRequest, Role, Thinking, Tool, ToolChoice,
-    ToolResultBlock,
+    Block, Content, ImageSource, MessagesRequest, Role, Thinking, Tool, ToolChoice, ToolResultBlock,
 };
 use super::super::{Api, TranslateError};
 
@@ -71,12 +70,9 @@ pub fn to_chat(req: MessagesRequest) -> Result<ChatRequest, TranslateError> {
         model: req.model,
         messages,
         max_completion_tokens: Some(max_tokens),
-        stop: req
-            .stop_sequences
-            .filter(|s| !s.is_empty())
-            .map(Stop::Many),
+        stop: req.stop_sequences.filter(|s| !s.is_empty()).map(Stop::Many),
         stream: req.stream,
-        stream_options: stream.then(|| StreamOptions {
+        stream_options: stream.then_some(StreamOptions {
             include_usage: Some(true),
         }),
         temperature: req.temperature,

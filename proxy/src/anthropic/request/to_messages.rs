@@ -31,7 +31,9 @@ pub fn to_messages(req: ChatRequest) -> Result<MessagesRequest, TranslateError> 
                 no_name(i, name.as_deref())?;
                 if !turns.is_empty() {
                     return Err(unsupported(
-                        &format!("`messages[{i}]`: a system message after the conversation started"),
+                        &format!(
+                            "`messages[{i}]`: a system message after the conversation started"
+                        ),
                         "Anthropic has one system prompt, before every turn",
                     ));
                 }
@@ -90,21 +92,23 @@ pub fn to_messages(req: ChatRequest) -> Result<MessagesRequest, TranslateError> 
         .transpose()?;
     let mut tool_choice = req.tool_choice.map(tool_choice).transpose()?;
     if req.parallel_tool_calls == Some(false) && has_tools {
-        tool_choice = Some(match tool_choice.unwrap_or(ToolChoice::Auto {
-            disable_parallel_tool_use: None,
-        }) {
-            ToolChoice::Auto { .. } => ToolChoice::Auto {
-                disable_parallel_tool_use: Some(true),
+        tool_choice = Some(
+            match tool_choice.unwrap_or(ToolChoice::Auto {
+                disable_parallel_tool_use: None,
+            }) {
+                ToolChoice::Auto { .. } => ToolChoice::Auto {
+                    disable_parallel_tool_use: Some(true),
+                },
+                ToolChoice::Any { .. } => ToolChoice::Any {
+                    disable_parallel_tool_use: Some(true),
+                },
+                ToolChoice::Tool { name, .. } => ToolChoice::Tool {
+                    name,
+                    disable_parallel_tool_use: Some(true),
+                },
+                ToolChoice::None {} => ToolChoice::None {},
             },
-            ToolChoice::Any { .. } => ToolChoice::Any {
-                disable_parallel_tool_use: Some(true),
-            },
-            ToolChoice::Tool { name, .. } => ToolChoice::Tool {
-                name,
-                disable_parallel_tool_use: Some(true),
-            },
-            ToolChoice::None {} => ToolChoice::None {},
-        });
+        );
     }
     Ok(MessagesRequest {
         model: req.model,
@@ -301,8 +305,7 @@ fn tool_choice(choice: ChatToolChoice) -> Result<ToolChoice, TranslateError> {
             "none" => ToolChoice::None {},
             _ => {
                 return Err(TranslateError::Request(
-                    "`tool_choice` must be `auto`, `none`, `required` or a named function."
-                        .into(),
+                    "`tool_choice` must be `auto`, `none`, `required` or a named function.".into(),
                 ));
             }
         },

@@ -4,10 +4,10 @@
 //! stream relayed as it is ([`AnthropicUsage`]: input from `message_start`, output from
 //! `message_delta`).
 
-mod to_anthropic;
-mod to_chat;
 #[cfg(test)]
 mod tests;
+mod to_anthropic;
+mod to_chat;
 
 pub use to_anthropic::ToAnthropic;
 pub use to_chat::ToChat;
@@ -55,10 +55,7 @@ pub fn openai_error(out: &mut BytesMut, message: &str, kind: &str) {
 /// `error.message` of an error event's data, in either API's shape.
 fn error_message(data: &str) -> Option<String> {
     let v: Value = serde_json::from_str(data).ok()?;
-    v.get("error")?
-        .get("message")?
-        .as_str()
-        .map(str::to_owned)
+    v.get("error")?.get("message")?.as_str().map(str::to_owned)
 }
 
 /// The usage of an Anthropic stream relayed as it is: only `message_start` and

@@ -48,9 +48,18 @@ fn a_chat_stream_becomes_anthropic_events_in_order() {
         chunk(json!({"role": "assistant", "content": ""}), None),
         chunk(json!({"content": "Hi"}), None),
         chunk(json!({"content": " there"}), None),
-        chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}), None),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}), None),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}), None),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+            None,
+        ),
         chunk(json!({}), Some("tool_calls")),
         usage_chunk(9, 4),
         "[DONE]".to_owned(),
@@ -63,16 +72,46 @@ fn a_chat_stream_becomes_anthropic_events_in_order() {
         .map(|(n, d)| (n.unwrap(), json_of(&d)))
         .collect();
     let want = [
-        ("message_start", json!({"type": "message_start", "message": {"id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"input_tokens": 9, "output_tokens": 4}})),
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "call_1", "name": "f", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "1}"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"input_tokens": 9, "output_tokens": 4}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ];
     assert_eq!(got.len(), want.len(), "{got:#?}");
@@ -93,9 +132,18 @@ fn what_cannot_be_carried_ends_with_an_error_event() {
     let mut t = ToAnthropic::default();
     let mut out = BytesMut::new();
     for data in [
-        chunk(json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}), None),
-        chunk(json!({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}}]}), None),
-        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}), None),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "g", "arguments": "{"}}]}),
+            None,
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]}),
+            None,
+        ),
         chunk(json!({"content": "late"}), None),
     ] {
         t.event(&data, &mut out);
@@ -105,7 +153,12 @@ fn what_cannot_be_carried_ends_with_an_error_event() {
     let (name, data) = all.last().unwrap();
     assert_eq!(name.as_deref(), Some("error"));
     assert_eq!(json_of(data)["error"]["type"], "api_error");
-    assert_eq!(all.iter().filter(|(n, _)| n.as_deref() == Some("error")).count(), 1);
+    assert_eq!(
+        all.iter()
+            .filter(|(n, _)| n.as_deref() == Some("error"))
+            .count(),
+        1
+    );
 
     let mut t = ToAnthropic::default();
     let mut out = BytesMut::new();
@@ -115,7 +168,10 @@ fn what_cannot_be_carried_ends_with_an_error_event() {
 
     let mut t = ToAnthropic::default();
     let mut out = BytesMut::new();
-    t.event(r#"{"error":{"message":"overloaded","type":"server_error"}}"#, &mut out);
+    t.event(
+        r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+        &mut out,
+    );
     let (name, data) = events(&out).pop().unwrap();
     assert_eq!(name.as_deref(), Some("error"));
     assert_eq!(json_of(&data)["error"]["message"], "overloaded");
@@ -131,16 +187,40 @@ fn anthropic_events_become_chat_chunks() {
     let mut t = ToChat::new(7, true);
     let mut out = BytesMut::new();
     for data in [
-        anthropic("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 12, "cache_read_input_tokens": 3, "output_tokens": 1}}})),
+        anthropic(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 12, "cache_read_input_tokens": 3, "output_tokens": 1}}}),
+        ),
         anthropic("ping", json!({"type": "ping"})),
-        anthropic("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        anthropic("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}})),
-        anthropic("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        anthropic("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}})),
-        anthropic("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}})),
-        anthropic("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
+        anthropic(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        anthropic(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        ),
+        anthropic(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        anthropic(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}}),
+        ),
+        anthropic(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"a\":1}"}}),
+        ),
+        anthropic(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
         anthropic("future", json!({"type": "some_new_event"})),
-        anthropic("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}})),
+        anthropic(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 5}}),
+        ),
         anthropic("message_stop", json!({"type": "message_stop"})),
     ] {
         t.event(&data, &mut out);
@@ -154,8 +234,14 @@ fn anthropic_events_become_chat_chunks() {
     let want = [
         head(json!({"role": "assistant", "content": ""}), Value::Null),
         head(json!({"content": "Hi"}), Value::Null),
-        head(json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}), Value::Null),
-        head(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":1}"}}]}), Value::Null),
+        head(
+            json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        head(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":1}"}}]}),
+            Value::Null,
+        ),
         head(json!({}), json!("tool_calls")),
         json!({"id": "msg_1", "object": "chat.completion.chunk", "created": 7, "model": "claude", "choices": [],
             "usage": {"prompt_tokens": 15, "completion_tokens": 5, "total_tokens": 20}}),
@@ -180,7 +266,10 @@ fn anthropic_usage_is_read_from_start_and_delta_only() {
     let mut u = AnthropicUsage::default();
     assert_eq!(u.usage(), None);
     u.event(Some("message_start"), r#"{"type":"message_start","message":{"id":"m","type":"message","role":"assistant","model":"c","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":20,"cache_creation_input_tokens":5,"output_tokens":1}}}"#);
-    u.event(Some("content_block_delta"), r#"{"usage":{"output_tokens":999}}"#);
+    u.event(
+        Some("content_block_delta"),
+        r#"{"usage":{"output_tokens":999}}"#,
+    );
     u.event(Some("message_delta"), r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":30}}"#);
     assert_eq!(
         u.usage(),
@@ -191,12 +280,18 @@ fn anthropic_usage_is_read_from_start_and_delta_only() {
     );
 }
 
+/// An answer: text pieces, tool calls (name, argument pieces), prompt and completion tokens.
+type Answer = (Vec<String>, Vec<(String, Vec<String>)>, u64, u64);
+
 /// An answer: text pieces, then tool calls each with argument pieces.
-fn answer() -> impl Strategy<Value = (Vec<String>, Vec<(String, Vec<String>)>, u64, u64)> {
+fn answer() -> impl Strategy<Value = Answer> {
     (
         proptest::collection::vec("[a-zA-Z0-9 \"\\\\\n{}é]{1,10}", 0..5),
         proptest::collection::vec(
-            ("[a-z]{1,6}", proptest::collection::vec("[a-z0-9\":{},]{1,6}", 0..4)),
+            (
+                "[a-z]{1,6}",
+                proptest::collection::vec("[a-z0-9\":{},]{1,6}", 0..4),
+            ),
             0..3,
         ),
         0u64..100_000,

@@ -175,7 +175,10 @@ impl ToAnthropic {
 
     fn end(&mut self, out: &mut BytesMut) {
         if !self.started {
-            return self.fail("The upstream's stream ended before the answer started.", out);
+            return self.fail(
+                "The upstream's stream ended before the answer started.",
+                out,
+            );
         }
         self.close(out);
         self.ended = true;

@@ -94,12 +94,10 @@ impl ToChat {
                         None,
                     );
                 }
-                ResponseBlock::Other => {
-                    return self.fail(
-                        "The upstream started a content block Chat Completions cannot carry.",
-                        out,
-                    );
-                }
+                ResponseBlock::Other => self.fail(
+                    "The upstream started a content block Chat Completions cannot carry.",
+                    out,
+                ),
             },
             Event::ContentBlockDelta { index, delta } => match delta {
                 Delta::TextDelta { text } => self.chunk(out, json!({"content": text}), None),

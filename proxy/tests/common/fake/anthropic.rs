@@ -69,20 +69,22 @@ enum Reply {
 
 fn reply(request: &Value) -> Reply {
     let last = request["messages"].as_array().and_then(|m| m.last());
-    let result = last.and_then(|m| m["content"].as_array()).and_then(|blocks| {
-        blocks
-            .iter()
-            .find(|b| b["type"] == "tool_result")
-            .map(|b| match &b["content"] {
-                Value::String(s) => s.clone(),
-                Value::Array(parts) => parts
-                    .iter()
-                    .filter_map(|p| p["text"].as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                _ => String::new(),
-            })
-    });
+    let result = last
+        .and_then(|m| m["content"].as_array())
+        .and_then(|blocks| {
+            blocks
+                .iter()
+                .find(|b| b["type"] == "tool_result")
+                .map(|b| match &b["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(parts) => parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    _ => String::new(),
+                })
+        });
     match (result, request["tools"].get(0)) {
         (Some(result), _) => Reply::Text(format!("The tool said: {result}")),
         (None, Some(tool)) => Reply::Tool {
@@ -107,12 +109,24 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         return error(401, "authentication_error", "x-api-key header is required");
     }
     if parts.headers.get("anthropic-version").is_none() {
-        return error(400, "invalid_request_error", "anthropic-version: header is required");
+        return error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        );
     }
     let behaviour = ctl.next();
     match behaviour {
         Behaviour::Status(code, retry_after) => {
-            let mut r = error(code, if code == 529 { "overloaded_error" } else { "api_error" }, &format!("upstream says {code}"));
+            let mut r = error(
+                code,
+                if code == 529 {
+                    "overloaded_error"
+                } else {
+                    "api_error"
+                },
+                &format!("upstream says {code}"),
+            );
             if let Some(s) = retry_after {
                 r.headers_mut().insert("retry-after", s.into());
             }
@@ -154,12 +168,18 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         _ => None,
     };
     let mut events = vec![
-        event("message_start", json!({"type": "message_start", "message": {
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {
             "id": "msg_01", "type": "message", "role": "assistant", "model": model,
             "content": [], "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": INPUT_TOKENS, "cache_read_input_tokens": CACHE_READ, "output_tokens": 1}}})),
+            "usage": {"input_tokens": INPUT_TOKENS, "cache_read_input_tokens": CACHE_READ, "output_tokens": 1}}}),
+        ),
         event("ping", json!({"type": "ping"})),
-        event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
     ];
     let (stop, output) = match &reply {
         Reply::Text(text) if text.starts_with("The tool said") => {
@@ -168,25 +188,47 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
         }
         Reply::Text(_) => {
             for i in 0..chunks {
-                events.push(delta(0, json!({"type": "text_delta", "text": format!("tok{i} ")})));
+                events.push(delta(
+                    0,
+                    json!({"type": "text_delta", "text": format!("tok{i} ")}),
+                ));
             }
             ("end_turn", chunks as u64)
         }
         Reply::Tool { name } => {
-            events.push(delta(0, json!({"type": "text_delta", "text": "Let me check."})));
-            events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+            events.push(delta(
+                0,
+                json!({"type": "text_delta", "text": "Let me check."}),
+            ));
+            events.push(event(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ));
             events.push(event("content_block_start", json!({"type": "content_block_start", "index": 1,
                 "content_block": {"type": "tool_use", "id": "toolu_01", "name": name, "input": {}}})));
             for piece in ["{\"city\"", ": \"Par", "is\"}"] {
-                events.push(delta(1, json!({"type": "input_json_delta", "partial_json": piece})));
+                events.push(delta(
+                    1,
+                    json!({"type": "input_json_delta", "partial_json": piece}),
+                ));
             }
             ("tool_use", 9)
         }
     };
-    let last = if matches!(reply, Reply::Tool { .. }) { 1 } else { 0 };
-    events.push(event("content_block_stop", json!({"type": "content_block_stop", "index": last})));
-    events.push(event("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
+    let last = if matches!(reply, Reply::Tool { .. }) {
+        1
+    } else {
+        0
+    };
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": last}),
+    ));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta",
+        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}}),
+    ));
     events.push(event("message_stop", json!({"type": "message_stop"})));
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
