@@ -19,7 +19,7 @@ use crate::answer::Answer;
 use crate::anthropic::hooks::{AnthropicRelay, AnthropicToChat, ChatToAnthropic};
 use crate::anthropic::stream::{ToAnthropic, ToChat};
 use crate::anthropic::{TranslateError, error, request, response};
-use crate::error_answer::{ProxyError, Result};
+use crate::error_answer::{ErrorMessage, ProxyError, Result};
 use crate::metering;
 use crate::upstream::forward::Outgoing;
 
@@ -192,6 +192,10 @@ pub(super) async fn translate_answer(
     mut response: Response<Answer>,
     back: Back,
 ) -> Response<Answer> {
+    if response.extensions().get::<ErrorMessage>().is_some() {
+        // The proxy's own error (no upstream answered): already in the client's terms.
+        return response;
+    }
     let ok = response.status().is_success();
     if ok && is_stream(&response) {
         let hooked = match back {
