@@ -51,17 +51,22 @@ pub trait EventHook: Send {
 
 /// The hooks of one stream, applied in order.
 #[derive(Default)]
-pub struct Hooks(Vec<Box<dyn EventHook>>);
+pub struct Hooks {
+    hooks: Vec<Box<dyn EventHook>>,
+    /// The last event ended with `\r` and what was sent for it did not: a `\n` that starts
+    /// the next run completes that `\r\n`, and goes where its `\r` went.
+    stray_lf: bool,
+}
 
 impl Hooks {
     /// Adds `hook` after the others.
     pub fn push(&mut self, hook: impl EventHook + 'static) {
-        self.0.push(Box::new(hook));
+        self.hooks.push(Box::new(hook));
     }
 
     /// No hooks: events pass unparsed unless the relay reads them itself.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.hooks.is_empty()
     }
 
     /// Runs the hooks over a run of whole events; `None` when every event passed (the run
@@ -71,12 +76,23 @@ impl Hooks {
         let mut out: Option<Vec<u8>> = None;
         let mut at = 0;
         for event in crate::sse::events(run) {
-            each(&event);
             let raw = event.raw();
             let start = at;
             at += raw.len();
             let mut pieces = Vec::new();
-            if apply(&mut self.0, &event, &mut pieces) {
+            let stray = std::mem::take(&mut self.stray_lf) && start == 0 && raw == b"\n";
+            let passed = !stray && {
+                each(&event);
+                apply(&mut self.hooks, &event, &mut pieces)
+            };
+            // A `\n` completing this event's `\r\n` goes out only after a `\r` that went out.
+            let sent_cr = if passed {
+                true
+            } else {
+                pieces.last().is_some_and(|p| p.ends_with(b"\r"))
+            };
+            self.stray_lf = raw.ends_with(b"\r") && !sent_cr;
+            if passed {
                 if let Some(out) = out.as_mut() {
                     out.extend_from_slice(raw);
                 }
@@ -96,14 +112,15 @@ impl Hooks {
 
     /// The usage the last hook that reports one reports.
     pub fn usage(&self) -> Option<Usage> {
-        self.0.iter().rev().find_map(|h| h.usage())
+        self.hooks.iter().rev().find_map(|h| h.usage())
     }
 
     /// The stream ended: what the hooks add before its end, in order.
     pub fn end(&mut self, end: End) -> Option<Bytes> {
         let mut out = Vec::new();
-        for i in 0..self.0.len() {
-            let Some((hook, later)) = self.0.get_mut(i..).and_then(|s| s.split_first_mut()) else {
+        for i in 0..self.hooks.len() {
+            let Some((hook, later)) = self.hooks.get_mut(i..).and_then(|s| s.split_first_mut())
+            else {
                 break;
             };
             if let Some(extra) = hook.end(end) {
