@@ -11,6 +11,7 @@ pub mod metrics;
 mod policy;
 mod report;
 mod rules;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use duration::Duration;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
+pub use telemetry::{Otlp, Telemetry};
 pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -76,6 +78,9 @@ pub struct ProxyConfig {
     /// counts on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_limits: Option<SharedLimits>,
+    /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -350,6 +355,7 @@ impl Default for ProxyConfig {
             passthrough: Vec::new(),
             policies: Policies::default(),
             shared_limits: None,
+            telemetry: Telemetry::default(),
         }
     }
 }

@@ -91,6 +91,7 @@ impl ProxyConfig {
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
         crate::policy::check(&mut r, self);
+        crate::telemetry::check(&mut r, self);
         r.finish()
     }
 
@@ -370,7 +371,7 @@ fn is_origin(s: &str) -> bool {
     })
 }
 
-fn base_url_ok(s: &str) -> bool {
+pub(crate) fn base_url_ok(s: &str) -> bool {
     split_url(s).is_some_and(|(scheme, authority, path)| {
         matches!(scheme, "http" | "https")
             && host_port_ok(authority)
