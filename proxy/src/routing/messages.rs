@@ -5,6 +5,7 @@
 //! hooks). Anthropic's error shape and rate-limit headers on these routes are the
 //! `anthropic::dialect` layer's.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ai_api_proxy_config::UpstreamKind;
@@ -14,6 +15,7 @@ use http::Response;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use http_body_util::BodyExt;
 
+use super::body::{Budget, Reserved};
 use super::{Route, Routes, body, client_ids, model, truncate};
 use crate::answer::Answer;
 use crate::anthropic::hooks::{AnthropicRelay, AnthropicToChat, ChatToAnthropic};
@@ -24,7 +26,7 @@ use crate::metering;
 use crate::upstream::forward::Outgoing;
 
 /// The largest whole answer translated (read into memory first); beyond it, 502.
-const MAX_WHOLE_ANSWER: usize = 16 * 1024 * 1024;
+const MAX_WHOLE_ANSWER: usize = 8 * 1024 * 1024;
 
 /// The largest upstream error body translated to the other API's shape.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -95,7 +97,7 @@ impl Routes {
         response.extensions_mut().insert(rate);
         response.body_mut().facts.operation = Some(operation);
         Ok(match back {
-            Some(back) => translate_answer(response, back).await,
+            Some(back) => translate_answer(response, back, &self.budget).await,
             None => {
                 if is_stream(&response) && response.body_mut().add_hook(AnthropicRelay::default()) {
                     response.headers_mut().remove(CONTENT_LENGTH);
@@ -146,7 +148,7 @@ impl Routes {
         metering::meter(&mut response, permit, false);
         response.body_mut().facts.operation = Some(operation);
         let include_usage = facts.stream_options;
-        Ok(translate_answer(response, Back::ToChat { include_usage }).await)
+        Ok(translate_answer(response, Back::ToChat { include_usage }, &self.budget).await)
     }
 }
 
@@ -187,10 +189,12 @@ fn now() -> u64 {
 }
 
 /// The upstream's answer in the client's API: a stream event by event (hooks), a whole answer
-/// or an error body read and rewritten.
+/// or an error body read and rewritten. The bytes read are held against the body budget, the
+/// same that bounds request bodies, so answers being translated cannot grow memory past it.
 pub(super) async fn translate_answer(
     mut response: Response<Answer>,
     back: Back,
+    budget: &Arc<Budget>,
 ) -> Response<Answer> {
     if response.extensions().get::<ErrorMessage>().is_some() {
         // The proxy's own error (no upstream answered): already in the client's terms.
@@ -212,7 +216,8 @@ pub(super) async fn translate_answer(
         return response;
     }
     let limit = if ok { MAX_WHOLE_ANSWER } else { MAX_ERROR_BODY };
-    let whole = match read_whole(response.body_mut(), limit).await {
+    let mut reserved = Reserved::none(budget);
+    let whole = match read_whole(response.body_mut(), limit, &mut reserved).await {
         Ok(b) => b,
         Err(e) => return keep_facts(response, e),
     };
@@ -235,8 +240,8 @@ pub(super) async fn translate_answer(
     }
 }
 
-/// Reads `answer` to its end (at most `limit` bytes).
-async fn read_whole(answer: &mut Answer, limit: usize) -> Result<Bytes> {
+/// Reads `answer` to its end (at most `limit` bytes, each taken from the budget first).
+async fn read_whole(answer: &mut Answer, limit: usize, reserved: &mut Reserved) -> Result<Bytes> {
     let mut out = BytesMut::new();
     while let Some(frame) = answer.frame().await {
         let Ok(frame) = frame else {
@@ -249,6 +254,7 @@ async fn read_whole(answer: &mut Answer, limit: usize) -> Result<Bytes> {
                 ))
                 .into());
             }
+            reserved.grow(data.len() as u64)?;
             out.extend_from_slice(&data);
         }
     }
