@@ -166,9 +166,10 @@ pub const STREAM_FAILOVERS: Metric = Metric {
     labels: &["model", "from", "to", "outcome"],
 };
 
-/// The `outcome` values of [`STREAM_FAILOVERS`]: the next upstream finished the answer; it
-/// was asked but failed too (the client got the error event); continuing was not safe or
-/// there was no next upstream (the client got the error event, `to` is `-`).
+/// The `outcome` values of [`STREAM_FAILOVERS`]: the next upstream answered and its stream
+/// was spliced in (should it break too, that is another failover, from it); no upstream after
+/// the broken one answered (the client got the error event); continuing was not safe or there
+/// was no next upstream (the client got the error event, `to` is `-`).
 pub const STREAM_FAILOVER_OUTCOMES: [&str; 3] = ["continued", "failed", "refused"];
 
 /// Requests refused because their client already had `rate_limit.max_in_flight` in flight.

@@ -11,13 +11,6 @@ mod answer;
 mod anthropic;
 mod app;
 mod error_answer;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "wired into the answer's body once issue 17's datapath lands"
-    )
-)]
 mod failover;
 mod guard;
 mod limits;

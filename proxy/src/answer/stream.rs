@@ -7,7 +7,10 @@
 //! The idle and total timeouts after the first byte and the drain deadline are watched here; a
 //! broken stream (reset, timeout, shutdown) ends with an error event OpenAI clients raise as an
 //! API error, any other body is aborted. Dropping the stream (the client went away) drops the
-//! upstream body, which cancels that request.
+//! upstream body, which cancels that request. A stream of a model that continues streams has a
+//! [`Failover`]: its events go through it before the hooks, and on a break (reset, stall, or
+//! the upstream's error event) it may hand over to the next upstream, whose stream is relayed
+//! in the broken one's place.
 
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -22,6 +25,11 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::hook::{End, Hooks};
+use crate::failover::relay::{Failover, Resume};
+use resume::Otherwise;
+
+#[path = "stream_resume.rs"]
+mod resume;
 use crate::observability::facts::{Facts, Usage};
 
 use super::usage::{Tail, find_usage};
@@ -47,6 +55,8 @@ pub struct StreamSetup {
     pub sse: bool,
     /// Hooks on each event (SSE only).
     pub hooks: Hooks,
+    /// Continues the stream on the next upstream when it breaks (SSE of a continuing model).
+    pub failover: Option<Failover>,
     /// Longest pause between chunks.
     pub idle: Duration,
     /// End of the whole exchange.
@@ -70,6 +80,9 @@ pub struct Stream {
     /// The end of a non-SSE answer, where its usage is.
     tail: Tail,
     metrics: Arc<Metrics>,
+    failover: Option<Failover>,
+    /// The next upstream's answer being awaited, and what the client gets if none comes.
+    resuming: Option<(Resume, Otherwise)>,
 }
 
 /// What a stream of events keeps: its splitter, hooks, and the usage seen.
@@ -120,6 +133,8 @@ impl Stream {
             cut: None,
             tail: Tail::default(),
             metrics: setup.metrics,
+            failover: setup.failover,
+            resuming: None,
         }
     }
 
@@ -180,8 +195,12 @@ impl Stream {
         reason: &'static str,
         facts: &mut Facts,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.inner = None;
-        facts.error = Some(reason);
+        self.count_break(reason, facts);
+        self.end_broken(reason, facts)
+    }
+
+    /// Counts a break of the upstream streaming now.
+    fn count_break(&self, reason: &'static str, facts: &Facts) {
         self.metrics
             .stream_errors
             .get_or_create(&StreamErrorLabels {
@@ -189,6 +208,16 @@ impl Stream {
                 reason,
             })
             .inc();
+    }
+
+    /// Ends a broken stream (already counted) with its error event.
+    fn end_broken(
+        &mut self,
+        reason: &'static str,
+        facts: &mut Facts,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.inner = None;
+        facts.error = Some(reason);
         let Some(events) = self.events.as_mut() else {
             return Poll::Ready(Some(Err(BoxError::from(reason))));
         };
@@ -222,13 +251,28 @@ impl Stream {
     /// A chunk of the answer: what of it can go to the client now (SSE: whole events only).
     fn take(&mut self, data: Bytes, facts: &mut Facts) -> Option<Bytes> {
         let out = match self.events.as_mut() {
-            Some(events) => events.splitter.push(data).map(|run| events.run(run)),
+            Some(events) => events.splitter.push(data).map(|run| {
+                let Some(failover) = self.failover.as_mut() else {
+                    return events.run(run);
+                };
+                let (run, resume) = failover.filter(run, &mut facts.failover);
+                if let Some((resume, event)) = resume {
+                    // The upstream's error event broke it: the rest of its body is not read.
+                    self.inner = None;
+                    events.splitter.clear();
+                    self.resuming = Some((resume, Otherwise::Event(event)));
+                }
+                events.run(run)
+            }),
             None => {
                 self.tail.push(&data);
                 Some(data)
             }
         };
         let out = out.filter(|b| !b.is_empty());
+        if self.resuming.is_some() {
+            return out;
+        }
         if self.inner.as_ref().is_none_or(Body::is_end_stream) {
             // A sized body may never be polled to its end: finish on the last byte.
             let rest = self.finish(facts);
@@ -268,16 +312,24 @@ impl Stream {
         cx: &mut Context<'_>,
         facts: &mut Facts,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(first) = self.first.take()
-            && let Some(out) = self.take(first, facts)
-        {
-            return Poll::Ready(Some(Ok(Frame::data(out))));
-        }
         loop {
+            if self.resuming.is_some()
+                && let Some(poll) = self.poll_resume(cx, facts)
+            {
+                return poll;
+            }
+            if let Some(first) = self.first.take()
+                && let Some(out) = self.take(first, facts)
+            {
+                return Poll::Ready(Some(Ok(Frame::data(out))));
+            }
+            if self.resuming.is_some() {
+                continue;
+            }
             let Some(inner) = self.inner.as_mut() else {
                 return Poll::Ready(None);
             };
-            match Pin::new(inner).poll_frame(cx) {
+            let reason = match Pin::new(inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     // Trailers are not passed on.
                     if let Ok(data) = frame.into_data()
@@ -285,18 +337,20 @@ impl Stream {
                     {
                         return Poll::Ready(Some(Ok(Frame::data(out))));
                     }
+                    continue;
                 }
-                Poll::Ready(Some(Err(_))) => return self.fail("reset", facts),
+                Poll::Ready(Some(Err(_))) => "reset",
                 Poll::Ready(None) => {
                     let rest = self.finish(facts);
                     return Poll::Ready(rest.map(|b| Ok(Frame::data(b))));
                 }
-                Poll::Pending => {
-                    return match self.poll_wait(cx) {
-                        Poll::Ready(reason) => self.fail(reason, facts),
-                        Poll::Pending => Poll::Pending,
-                    };
-                }
+                Poll::Pending => match self.poll_wait(cx) {
+                    Poll::Ready(reason) => reason,
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            if !self.hand_over(reason, facts) {
+                return self.fail(reason, facts);
             }
         }
     }

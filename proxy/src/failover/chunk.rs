@@ -68,17 +68,6 @@ pub struct Delta<'a> {
     pub function_call: Option<IgnoredAny>,
 }
 
-/// Token counts of one attempt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct Usage {
-    /// Input tokens.
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    /// Output tokens.
-    #[serde(default)]
-    pub completion_tokens: u64,
-}
-
 impl<'a> Event<'a> {
     /// Reads one event's `data` (the `data:` lines' content, joined).
     pub fn read(data: &'a [u8]) -> Self {

@@ -2,9 +2,11 @@
 //! completion breaks after its first byte, the next upstream is asked to continue the text
 //! already delivered ([`request`]), and its stream is spliced into the client's ([`splice`]),
 //! or the client gets the error event as without it, when continuing is not safe
-//! ([`Refusal`]). The contract is written in the proxy's README.
+//! ([`Refusal`]). [`relay`] is what the relay asks while it streams. The contract is written in
+//! the proxy's README.
 
 pub mod chunk;
+pub mod relay;
 pub mod request;
 pub mod splice;
 

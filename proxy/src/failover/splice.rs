@@ -21,8 +21,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::Refusal;
-use super::chunk::{self, Event, Usage};
+use super::chunk::{self, Event};
 use super::request::INSTRUCTION;
+use crate::observability::facts::Usage;
 
 /// The most text a stream may have delivered and still be continued: it is held, per stream,
 /// for the continuation's prompt (256 KiB is about 64,000 tokens, beyond any model's output).
@@ -125,11 +126,13 @@ impl Splice {
     }
 
     /// The text delivered so far.
+    #[cfg(test)]
     pub fn delivered(&self) -> &str {
         &self.delivered
     }
 
     /// The summed usage sent to the client, once a continuing upstream reported its own.
+    #[cfg(test)]
     pub fn usage(&self) -> Option<Usage> {
         self.usage
     }

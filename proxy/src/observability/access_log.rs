@@ -15,8 +15,8 @@ use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::{Layer, Service};
 
-use super::facts::Facts;
 pub use super::facts::X_REQUEST_ID;
+use super::facts::{Facts, Hop};
 use super::logsink;
 use super::metrics::{Metrics, ModelLabels, RequestLabels};
 
@@ -83,6 +83,7 @@ impl Drop for Record {
             complete: self.complete,
             prompt_tokens: f.usage.map(|u| u.prompt_tokens),
             completion_tokens: f.usage.map(|u| u.completion_tokens),
+            failover: &f.failover,
         };
         logsink::write_line(|buf| {
             let _ = serde_json::to_writer(buf, &line);
@@ -115,6 +116,8 @@ struct Line<'a> {
     prompt_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "<[Hop]>::is_empty")]
+    failover: &'a [Hop],
 }
 
 /// Layer (inside request-id, outside everything else, so it sees every answer, refusals

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The request id header: the client's or the proxy's, returned to the client and logged.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -36,6 +36,28 @@ pub struct Facts {
     pub usage: Option<Usage>,
     /// The proxy's error code, or why the answer was cut after its first byte.
     pub error: Option<&'static str>,
+    /// Each break of a stream whose model continues streams, and what came of it.
+    pub failover: Vec<Hop>,
+}
+
+/// One break of a stream whose model continues streams (`on_stream_failure = "continue"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Hop {
+    /// The upstream whose stream broke.
+    #[serde(serialize_with = "name")]
+    pub from: Arc<str>,
+    /// The upstream that continued it, or was asked to; `-` when none was.
+    #[serde(serialize_with = "name")]
+    pub to: Arc<str>,
+    /// `continued`, `failed` or `refused` (the catalogue's `STREAM_FAILOVER_OUTCOMES`).
+    pub outcome: &'static str,
+    /// Why a refusal was one (`tool_call`, `n`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+fn name<S: serde::Serializer>(name: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name)
 }
 
 /// The id every anonymous client has in logs and labels.

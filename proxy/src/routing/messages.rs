@@ -91,6 +91,7 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: outgoing,
+            continues: false,
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);
@@ -143,6 +144,7 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: Bytes::from(messages),
+            continues: false,
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);

@@ -34,6 +34,9 @@ pub struct Route {
     pub upstreams: Vec<Arc<Upstream>>,
     /// The API they speak (one for all: validation refuses a mix).
     pub kind: UpstreamKind,
+    /// A broken chat stream goes on on the next upstream (`on_stream_failure = "continue"`;
+    /// OpenAI-speaking upstreams only).
+    pub continues: bool,
 }
 
 /// What the handlers need: routes, body limits, and the forwarder.
@@ -80,6 +83,7 @@ impl Routes {
                 name: Arc::from(m.name.as_str()),
                 kind: upstreams.first().map_or(UpstreamKind::Openai, |u| u.kind),
                 upstreams,
+                continues: !m.on_stream_failure.is_error(),
             };
             models.insert(m.name.clone(), route);
         }
@@ -201,6 +205,7 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: with_usage.map_or_else(|| body.clone(), Bytes::from),
+            continues: route.continues,
         };
         let mut response = routes.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, usage_added);
@@ -236,6 +241,7 @@ impl Routes {
             model: Arc::from("-"),
             client: label,
             body,
+            continues: false,
         };
         let mut response = self.forwarder.forward(std::slice::from_ref(&up), out).await;
         metering::meter(&mut response, permit, false);

@@ -18,13 +18,16 @@ use tokio::time::Instant;
 
 use super::attempt::{Outcome, attempt};
 use super::breaker::Health;
+use super::resume::Continue;
 use super::{Upstream, headers};
 use crate::answer::hook::Hooks;
 use crate::answer::{Answer, Stream, StreamSetup};
 use crate::error_answer::ProxyError;
+use crate::failover::relay::Failover;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.
+#[derive(Clone)]
 pub struct Forwarder {
     /// Retries per upstream.
     pub retry: RetryPolicy,
@@ -70,6 +73,19 @@ pub struct Outgoing<'a> {
     pub model: Arc<str>,
     /// Client key id label for metrics (`anonymous` without authentication).
     pub client: Arc<str>,
+    /// A stream that breaks after its first byte is continued on the next upstream
+    /// (`on_stream_failure = "continue"`).
+    pub continues: bool,
+}
+
+/// An answer to relay: a success (with its first chunk), or a status not worth retrying.
+pub(super) struct Chosen {
+    pub(super) up: Arc<Upstream>,
+    pub(super) response: Response<Incoming>,
+    pub(super) first: Option<Bytes>,
+    pub(super) ttfb: Duration,
+    /// Where `up` is in the list tried.
+    pub(super) index: usize,
 }
 
 /// What comes after an attempt.
@@ -105,7 +121,9 @@ fn judge(outcome: &Outcome) -> (Health, Next) {
 }
 
 /// Why no upstream answer was served: the answer the client gets instead.
-enum Failure {
+pub(super) enum Failure {
+    /// The request could not be built for an upstream.
+    Invalid(ProxyError),
     Connect,
     Broken,
     Timeout,
@@ -139,10 +157,43 @@ impl Forwarder {
         out: Outgoing<'_>,
     ) -> Response<Answer> {
         let start = Instant::now();
+        let mut attempts = 0u32;
+        let chosen = match self.choose(upstreams, &out, start, &mut attempts).await {
+            Ok(chosen) => chosen,
+            Err(Some(Failure::Status(up, response, ttfb))) => Chosen {
+                up,
+                response,
+                first: None,
+                ttfb,
+                index: upstreams.len(),
+            },
+            Err(Some(Failure::Invalid(e))) => return Answer::error(e),
+            Err(Some(Failure::Timeout)) => return Answer::error(ProxyError::GatewayTimeout),
+            Err(Some(Failure::Auth)) => return Answer::error(ProxyError::UpstreamAuth),
+            Err(Some(Failure::Open(wait))) => {
+                return Answer::error(ProxyError::Unavailable(wait));
+            }
+            Err(Some(Failure::Connect | Failure::Broken) | None) => {
+                return Answer::error(ProxyError::BadGateway);
+            }
+        };
+        let rest = upstreams.get(chosen.index + 1..).unwrap_or_default();
+        self.relay(chosen, rest, attempts, start, &out)
+    }
+
+    /// Tries `upstreams` in order, each while its breaker admits it and with retries, until
+    /// one gives an answer to serve; else the failure that says most about why none did.
+    /// `attempts` counts every attempt made; deadlines count from `start`.
+    pub(super) async fn choose(
+        &self,
+        upstreams: &[Arc<Upstream>],
+        out: &Outgoing<'_>,
+        start: Instant,
+        attempts: &mut u32,
+    ) -> Result<Chosen, Option<Failure>> {
         let policy = self.retry;
         let mut last = None;
-        let mut attempts = 0u32;
-        for up in upstreams {
+        for (index, up) in upstreams.iter().enumerate() {
             let deadline = start + up.timeouts.total;
             for n in 1..=policy.max_attempts {
                 if let Err(wait) = up.breaker.try_acquire() {
@@ -153,11 +204,11 @@ impl Forwarder {
                 if n > 1 {
                     self.count(&self.metrics.retries, up);
                 }
-                attempts += 1;
+                *attempts += 1;
                 let request =
                     match up.build_request(out.method, out.suffix, out.headers, out.body.clone()) {
                         Ok(r) => r,
-                        Err(e) => return Answer::error(e),
+                        Err(e) => return Err(Some(Failure::Invalid(e))),
                     };
                 let sent = Instant::now();
                 let outcome =
@@ -165,13 +216,16 @@ impl Forwarder {
                 let ttfb = sent.elapsed();
                 let (health, next) = judge(&outcome);
                 self.note(up, health);
+                let chosen = |response, first| Chosen {
+                    up: up.clone(),
+                    response,
+                    first,
+                    ttfb,
+                    index,
+                };
                 let failure = match outcome {
-                    Outcome::Answer(response, first) => {
-                        return self.relay(up, response, first, ttfb, attempts, deadline, &out);
-                    }
-                    Outcome::Status(r) if next == Next::Serve => {
-                        return self.relay(up, r, None, ttfb, attempts, deadline, &out);
-                    }
+                    Outcome::Answer(response, first) => return Ok(chosen(response, first)),
+                    Outcome::Status(r) if next == Next::Serve => return Ok(chosen(r, None)),
                     Outcome::Status(r) if is_auth_failure(r.status()) => {
                         // An operator's problem, said loudly; the client learns only that the
                         // gateway failed.
@@ -209,18 +263,7 @@ impl Forwarder {
                 tokio::time::sleep(wait).await;
             }
         }
-        match last {
-            Some(Failure::Status(up, response, ttfb)) => {
-                let deadline = start + up.timeouts.total;
-                self.relay(&up, response, None, ttfb, attempts, deadline, &out)
-            }
-            Some(Failure::Timeout) => Answer::error(ProxyError::GatewayTimeout),
-            Some(Failure::Auth) => Answer::error(ProxyError::UpstreamAuth),
-            Some(Failure::Open(wait)) => Answer::error(ProxyError::Unavailable(wait)),
-            Some(Failure::Connect | Failure::Broken) | None => {
-                Answer::error(ProxyError::BadGateway)
-            }
-        }
+        Err(last)
     }
 
     /// Tells `up`'s breaker how the attempt went; a change of state is counted and logged.
@@ -239,47 +282,53 @@ impl Forwarder {
             .inc();
     }
 
-    /// The chosen answer, on its way to the client.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "two call sites, all values distinct"
-    )]
+    /// The chosen answer, on its way to the client; `rest` are the upstreams after its own,
+    /// where a broken stream of a continuing model goes on.
     fn relay(
         &self,
-        up: &Upstream,
-        response: Response<Incoming>,
-        first: Option<Bytes>,
-        ttfb: Duration,
+        chosen: Chosen,
+        rest: &[Arc<Upstream>],
         attempts: u32,
-        deadline: Instant,
+        start: Instant,
         out: &Outgoing<'_>,
     ) -> Response<Answer> {
-        self.metrics
-            .upstream_ttfb
-            .get_or_create(&UpstreamLabels {
-                upstream: up.name.clone(),
-            })
-            .observe(ttfb.as_secs_f64());
+        let Chosen {
+            up,
+            response,
+            first,
+            ttfb,
+            ..
+        } = chosen;
+        self.observe_ttfb(&up, ttfb);
         let (mut parts, body) = response.into_parts();
         headers::clean_response(&mut parts.headers);
-        let sse = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let sse = is_event_stream(&parts.headers);
         if sse {
             // Tell a buffering reverse proxy in front (e.g. an NGINX Ingress) to pass chunks on.
             parts
                 .headers
                 .insert("x-accel-buffering", HeaderValue::from_static("no"));
         }
+        let failover = (sse && out.continues && parts.status.is_success()).then(|| {
+            let next = Continue::new(self, rest, out, start);
+            let (model, from) = (out.model.clone(), up.name.clone());
+            Failover::new(
+                model,
+                from,
+                out.body.clone(),
+                Box::new(next),
+                self.metrics.clone(),
+            )
+        });
         parts.extensions.clear();
         let mut answer = Answer::stream(Stream::new(StreamSetup {
             first,
             body,
             sse,
             hooks: Hooks::default(),
+            failover,
             idle: up.timeouts.idle,
-            deadline,
+            deadline: start + up.timeouts.total,
             metrics: self.metrics.clone(),
         }));
         let facts = &mut answer.facts;
@@ -291,6 +340,23 @@ impl Forwarder {
         facts.ttfb = Some(ttfb);
         Response::from_parts(parts, answer)
     }
+
+    /// Time to `up`'s first byte, for the answer that is relayed.
+    pub(super) fn observe_ttfb(&self, up: &Upstream, ttfb: Duration) {
+        self.metrics
+            .upstream_ttfb
+            .get_or_create(&UpstreamLabels {
+                upstream: up.name.clone(),
+            })
+            .observe(ttfb.as_secs_f64());
+    }
+}
+
+/// `Content-Type: text/event-stream`.
+pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod attempt;
 pub mod breaker;
 pub mod forward;
 pub mod headers;
+pub mod resume;
 
 use std::cell::Cell;
 use std::sync::Arc;
