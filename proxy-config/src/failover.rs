@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ProxyConfig;
 use crate::report::Report;
+use crate::{ProxyConfig, UpstreamKind};
 
 /// What happens when a model's stream breaks after its first byte reached the client (the
 /// upstream resets, stalls between chunks past `timeouts.idle`, or sends an error event).
@@ -20,7 +20,8 @@ pub enum OnStreamFailure {
     /// When it is safe (text was streaming: not inside a tool call, `n` 1, no logprobs, no
     /// response format), the next upstream of the model is asked to continue the answer from
     /// the text already delivered, and its stream is spliced into the client's; otherwise the
-    /// stream ends with the error event as with `error`. Needs a second upstream.
+    /// stream ends with the error event as with `error`. Needs a second upstream, of kind
+    /// `openai`.
     Continue,
 }
 
@@ -31,10 +32,29 @@ impl OnStreamFailure {
     }
 }
 
-/// `continue` on a model with one upstream could never continue: refused, so the setting
+/// `continue` on a model with one upstream, or with upstreams speaking Anthropic's API (whose
+/// streams are translated, and not continued), could never continue: refused, so the setting
 /// says what it does.
 pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
     for (i, m) in config.models.iter().enumerate() {
+        let anthropic = m.upstreams.iter().any(|name| {
+            let kind = config
+                .upstreams
+                .iter()
+                .find(|u| &u.name == name)
+                .map(|u| u.kind);
+            kind == Some(UpstreamKind::Anthropic)
+        });
+        r.check(
+            m.on_stream_failure.is_error() || !anthropic,
+            format!("models[{i}].on_stream_failure"),
+            || {
+                format!(
+                    "`continue` is for upstreams of kind `openai`; `{}` is served by `anthropic` ones",
+                    m.name
+                )
+            },
+        );
         let distinct: BTreeSet<&str> = m.upstreams.iter().map(String::as_str).collect();
         r.check(
             m.on_stream_failure.is_error() || distinct.len() >= 2,
@@ -63,6 +83,7 @@ mod tests {
                 .map(|n| Upstream {
                     name: (*n).into(),
                     base_url: format!("https://{n}.example.com/v1"),
+                    kind: UpstreamKind::Openai,
                     api_key: KeySource::Env("KEY".into()),
                     headers: Default::default(),
                     timeouts: None,
@@ -97,6 +118,21 @@ mod tests {
                 "`continue` needs a second upstream to continue on; `gpt-4.1` lists only a"
             );
         }
+    }
+
+    #[test]
+    fn continue_is_for_openai_upstreams() {
+        let mut c = config(&["a", "b"], OnStreamFailure::Continue);
+        for u in &mut c.upstreams {
+            u.kind = UpstreamKind::Anthropic;
+        }
+        let problems = c.validate().unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "models[0].on_stream_failure");
+        assert!(
+            problems[0].message.contains("kind `openai`"),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! continuing is refused, where the client gets the error event it gets without failover.
 #![expect(
     clippy::unwrap_used,
-    reason = "test code: a failed setup must abort the test"
+    clippy::panic,
+    reason = "test code: a failed setup or a missing event must abort the test"
 )]
 
 mod common;

@@ -36,6 +36,9 @@ use super::usage::{Tail, find_usage};
 use crate::observability::metrics::{Metrics, StreamErrorLabels, TokenLabels};
 use crate::sse::{self, Splitter};
 
+/// What a stream's poll returns: the next frame, the end, or not yet.
+type FramePoll = Poll<Option<Result<Frame<Bytes>, BoxError>>>;
+
 /// Cancelled at the drain deadline: every answer still being relayed ends then.
 static CUT: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
 

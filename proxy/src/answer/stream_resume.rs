@@ -4,11 +4,10 @@
 
 use std::task::{Context, Poll};
 
-use axum::BoxError;
 use bytes::Bytes;
 use http_body::Frame;
 
-use super::{CUT, Stream, concat};
+use super::{CUT, FramePoll, Stream, concat};
 use crate::failover::relay::Resumed;
 use crate::observability::facts::Facts;
 
@@ -50,7 +49,7 @@ impl Stream {
         &mut self,
         cx: &mut Context<'_>,
         facts: &mut Facts,
-    ) -> Option<Poll<Option<Result<Frame<Bytes>, BoxError>>>> {
+    ) -> Option<FramePoll> {
         let cut = self
             .cut
             .get_or_insert_with(|| Box::pin(CUT.clone().cancelled_owned()));
