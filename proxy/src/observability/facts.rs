@@ -4,10 +4,12 @@
 //! observability reads them there, so it depends on none of those layers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::HeaderName;
 use serde::Deserialize;
+
+use crate::telemetry::genai::{Operation, Provider};
 
 /// The request id header: the client's or the proxy's, returned to the client and logged.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -29,6 +31,24 @@ pub struct Facts {
     pub usage: Option<Usage>,
     /// The proxy's error code, or why the answer was cut after its first byte.
     pub error: Option<&'static str>,
+    /// What the traces and the GenAI metrics learn (operation, provider, what the answer said).
+    pub gen_ai: GenAi,
+}
+
+/// The GenAI facts of one answer: set by the forwarder (operation, provider) and read from the
+/// answer by the relay (model, finish reasons, when chunks came).
+#[derive(Clone, Debug, Default)]
+pub struct GenAi {
+    /// The route's operation (`None`: not a GenAI route, e.g. a pass-through path).
+    pub operation: Option<Operation>,
+    /// Who served the answer.
+    pub provider: Option<Provider>,
+    /// The model the upstream says answered.
+    pub response_model: Option<Arc<str>>,
+    /// Why each choice stopped, in the order the answer gave them.
+    pub finish_reasons: Vec<Arc<str>>,
+    /// When the first and the latest chunk of a streamed answer (server-sent events) came.
+    pub stream: Option<(Instant, Instant)>,
 }
 
 /// The id every anonymous client has in logs and labels.

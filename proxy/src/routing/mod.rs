@@ -21,6 +21,8 @@ use crate::limits::Limiter;
 use crate::metering;
 use crate::observability::facts;
 use crate::start_error::StartError;
+use crate::telemetry::RequestTrace;
+use crate::telemetry::genai::Operation;
 use crate::upstream::Upstream;
 use crate::upstream::forward::{Forwarder, Outgoing};
 use body::{BodyLimits, Budget};
@@ -100,6 +102,14 @@ impl Routes {
     }
 }
 
+/// The request's trace (started by the access log layer; empty when tracing is off).
+fn trace(extensions: &http::Extensions) -> RequestTrace {
+    extensions
+        .get::<RequestTrace>()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// The path after `/v1`, with the query: what is appended to an upstream's base URL.
 fn suffix(uri: &http::Uri) -> &str {
     let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -177,6 +187,8 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: with_usage.map_or_else(|| body.clone(), Bytes::from),
+            operation: Operation::of_path(parts.uri.path()),
+            trace: trace(&parts.extensions),
         };
         let mut response = routes.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, usage_added);
@@ -211,6 +223,8 @@ impl Routes {
             model: Arc::from("-"),
             client: label,
             body,
+            operation: None,
+            trace: trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(std::slice::from_ref(&up), out).await;
         metering::meter(&mut response, permit, false);
