@@ -136,7 +136,7 @@ async fn errors_have_openai_shapes() {
     assert_eq!(s, 401);
     assert_eq!(
         b,
-        r#"{"error":{"message":"Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`.","type":"invalid_request_error","param":null,"code":"missing_api_key"}}"#
+        r#"{"error":{"message":"Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>` (or `x-api-key: <key>`).","type":"invalid_request_error","param":null,"code":"missing_api_key"}}"#
     );
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["x-request-id"].len(), 32);

@@ -85,6 +85,14 @@ impl Answer {
         response
     }
 
+    /// Replaces the body with `bytes` in memory (an answer restyled, or translated whole after
+    /// it was read to its end); what rides along (facts, permit, guards) stays, and the bytes
+    /// sent are counted afresh.
+    pub fn set_full(&mut self, bytes: Bytes) {
+        self.body = Source::Full(bytes);
+        self.bytes = 0;
+    }
+
     /// Keeps `guard` until the answer has been sent or abandoned.
     pub fn hold(&mut self, guard: impl Send + 'static) {
         self.held.push(Box::new(guard));

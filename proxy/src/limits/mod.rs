@@ -27,6 +27,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 pub use dims::Limits;
 pub use redis::StoreError;
+#[cfg(test)]
+pub use refusal::Gauge as RateGauge;
 pub use refusal::{RATE_HEADERS, RateHeaders, Refusal};
 
 use lease::{Ledger, cost, lease_sizes, need};

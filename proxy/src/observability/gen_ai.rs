@@ -12,7 +12,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use super::facts::Facts;
-use crate::telemetry::genai::{Operation, Provider};
 use crate::telemetry::{RequestEnd, RequestTrace};
 
 /// Labels of the timing histograms: the conventions' required attributes.
@@ -58,10 +57,10 @@ fn bounds(m: &Metric) -> Vec<f64> {
 /// What one answer tells these metrics.
 #[derive(Clone, Debug)]
 pub struct Answer {
-    /// The operation of the route.
-    pub operation: Operation,
-    /// Who served it.
-    pub provider: Provider,
+    /// The operation of the route (`chat`, …).
+    pub operation: &'static str,
+    /// Who served it (`openai`, `anthropic`).
+    pub provider: &'static str,
     /// The configured model asked for.
     pub model: Arc<str>,
     /// For a streamed answer: request received → first and last chunk from the upstream.
@@ -99,8 +98,8 @@ impl GenAiMetrics {
     /// more), tokens when reported.
     pub fn record(&self, a: &Answer) {
         let labels = GenAiLabels {
-            gen_ai_operation_name: a.operation.as_str(),
-            gen_ai_provider_name: a.provider.as_str(),
+            gen_ai_operation_name: a.operation,
+            gen_ai_provider_name: a.provider,
             gen_ai_request_model: a.model.clone(),
         };
         if let Some((first, last)) = a.stream {
@@ -146,13 +145,14 @@ pub fn request_ended(
         status,
         error: f.error,
         client: f.client.as_deref(),
-        provider: g.provider,
+        operation: f.operation,
+        provider: f.provider,
         request_model: model,
         response_model: g.response_model.as_deref(),
         usage,
         finish_reasons: &g.finish_reasons,
     });
-    let (Some(operation), Some(provider), Some(model)) = (g.operation, g.provider, &f.model) else {
+    let (Some(operation), Some(provider), Some(model)) = (f.operation, f.provider, &f.model) else {
         return;
     };
     let ok = (200..300).contains(&status) && f.error.is_none();
@@ -179,8 +179,8 @@ mod tests {
         let mut registry = Registry::default();
         let m = GenAiMetrics::new(&mut registry);
         m.record(&Answer {
-            operation: Operation::Chat,
-            provider: Provider::OpenAi,
+            operation: "chat",
+            provider: "openai",
             model: Arc::from("gpt"),
             stream: Some((Duration::from_millis(200), Duration::from_millis(1200))),
             usage: Some((10, 11)),
@@ -214,8 +214,8 @@ mod tests {
         let mut registry = Registry::default();
         let m = GenAiMetrics::new(&mut registry);
         m.record(&Answer {
-            operation: Operation::Embeddings,
-            provider: Provider::OpenAi,
+            operation: "embeddings",
+            provider: "openai",
             model: Arc::from("e"),
             stream: None,
             usage: Some((7, 0)),

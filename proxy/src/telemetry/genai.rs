@@ -1,6 +1,7 @@
 //! The names the proxy's spans carry, in one place: the OpenTelemetry semantic conventions'
-//! attributes (GenAI, HTTP, server) at the pinned version, the proxy's own few, and the GenAI
-//! operation and provider values.
+//! attributes (GenAI, HTTP, server) at the pinned version and the proxy's own few. Their values
+//! come from the request's facts: the operation from the route, the provider from the
+//! upstream's kind (`UpstreamKind::provider_name`).
 
 /// The semantic conventions the spans follow: v1.41.0, the last release of the main
 /// repository that holds the GenAI conventions (v1.42.0 moved them to their own repository,
@@ -15,9 +16,9 @@ pub const SCOPE: &str = "ai-api-proxy";
 
 /// GenAI attributes (Development status in the conventions).
 pub mod attr {
-    /// `chat`, `text_completion`, `embeddings`: [`super::Operation`].
+    /// `chat`, `text_completion`, `embeddings`, …: the route's operation.
     pub const OPERATION_NAME: &str = "gen_ai.operation.name";
-    /// `openai`, …: [`super::Provider`].
+    /// `openai`, `anthropic`: the API the upstream speaks.
     pub const PROVIDER_NAME: &str = "gen_ai.provider.name";
     /// The model the client asked for.
     pub const REQUEST_MODEL: &str = "gen_ai.request.model";
@@ -55,56 +56,6 @@ pub mod attr {
     pub const REQUEST_ID: &str = "ai_proxy.request_id";
 }
 
-/// A GenAI operation (`gen_ai.operation.name`); each API route maps to one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// Chat Completions (and other chat-shaped APIs, such as Anthropic's Messages).
-    Chat,
-    /// Legacy Completions.
-    TextCompletion,
-    /// Embeddings.
-    Embeddings,
-}
-
-impl Operation {
-    /// The conventions' value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Chat => "chat",
-            Self::TextCompletion => "text_completion",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
-    /// The operation of an OpenAI API path (after `/v1`), if it is a GenAI one.
-    pub fn of_path(path: &str) -> Option<Self> {
-        match path.trim_start_matches("/v1") {
-            "/chat/completions" => Some(Self::Chat),
-            "/completions" => Some(Self::TextCompletion),
-            "/embeddings" => Some(Self::Embeddings),
-            _ => None,
-        }
-    }
-}
-
-/// Who serves the model (`gen_ai.provider.name`), as the wire protocol an upstream speaks
-/// identifies it: an OpenAI-compatible upstream is `openai`, whoever runs it (the conventions
-/// ask for the instrumentation's best knowledge).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Provider {
-    /// OpenAI's API, or one compatible with it.
-    OpenAi,
-}
-
-impl Provider {
-    /// The conventions' value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,18 +68,5 @@ mod tests {
             readme.contains(&format!("semantic conventions v{SEMCONV_VERSION}")),
             "proxy/README.md must name the pinned version"
         );
-    }
-
-    #[test]
-    fn operations_of_paths() {
-        assert_eq!(
-            Operation::of_path("/v1/chat/completions"),
-            Some(Operation::Chat)
-        );
-        assert_eq!(
-            Operation::of_path("/completions").map(Operation::as_str),
-            Some("text_completion")
-        );
-        assert_eq!(Operation::of_path("/v1/moderations"), None);
     }
 }

@@ -10,7 +10,6 @@ use opentelemetry::trace::{SpanKind, TracerProvider as _};
 use opentelemetry::{Array, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
-use super::genai::{Operation, Provider};
 use super::*;
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -117,8 +116,8 @@ fn a_retried_request_is_a_server_span_over_two_client_spans() {
     let request = tracer.request(&Method::POST, "/v1/chat/completions", &headers);
     assert_eq!(request.trace_id().as_deref(), Some(CLIENT_TRACE));
     let start = |number| AttemptStart {
-        operation: Some(Operation::Chat),
-        provider: Provider::OpenAi,
+        operation: Some("chat"),
+        provider: "openai",
         model: Some("gpt-4o-mini"),
         upstream: "main",
         server: ("127.0.0.1", 8081),
@@ -138,7 +137,8 @@ fn a_retried_request_is_a_server_span_over_two_client_spans() {
     request.finish(&RequestEnd {
         status: 200,
         client: Some("team-a"),
-        provider: Some(Provider::OpenAi),
+        operation: Some("chat"),
+        provider: Some("openai"),
         request_model: Some("gpt-4o-mini"),
         response_model: Some("gpt-4o-mini-2024-07-18"),
         usage: Some((12, 5)),
@@ -227,7 +227,7 @@ fn a_malformed_traceparent_starts_a_new_trace_and_off_is_silent() {
     assert_eq!(off.trace_id(), None);
     let attempt = off.attempt(&AttemptStart {
         operation: None,
-        provider: Provider::OpenAi,
+        provider: "openai",
         model: None,
         upstream: "main",
         server: ("h", 1),

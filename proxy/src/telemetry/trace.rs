@@ -14,7 +14,7 @@ use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracer;
 
-use super::genai::{Operation, Provider, attr};
+use super::genai::attr;
 
 /// Starts server spans; `None` inside when tracing is off.
 #[derive(Clone, Debug, Default)]
@@ -22,18 +22,14 @@ pub struct Tracer(pub(super) Option<SdkTracer>);
 
 impl Tracer {
     /// The server span of a request: a child of the client's `traceparent` (and `tracestate`)
-    /// when they are valid, else a new trace (sampled by `telemetry.sampling_ratio`).
+    /// when they are valid, else a new trace (sampled by `telemetry.sampling_ratio`). Named by
+    /// the method until the request is routed ([`RequestTrace::finish`]): a hostile client's
+    /// paths never name spans.
     pub fn request(&self, method: &Method, path: &str, headers: &HeaderMap) -> RequestTrace {
         let Some(tracer) = &self.0 else {
             return RequestTrace::default();
         };
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-        let operation = Operation::of_path(path);
-        // Known routes only in the name: a hostile client's paths must not name spans.
-        let name = match operation {
-            Some(_) => format!("{method} {path}"),
-            None => method.to_string(),
-        };
         let mut attributes = vec![
             KeyValue::new(attr::HTTP_REQUEST_METHOD, method.to_string()),
             KeyValue::new(attr::URL_PATH, truncate(path)),
@@ -41,12 +37,8 @@ impl Tracer {
         if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
             attributes.push(KeyValue::new(attr::REQUEST_ID, truncate(id)));
         }
-        if let Some(op) = operation {
-            attributes.push(KeyValue::new(attr::HTTP_ROUTE, path.to_owned()));
-            attributes.push(KeyValue::new(attr::OPERATION_NAME, op.as_str()));
-        }
         let span = tracer
-            .span_builder(name)
+            .span_builder(method.to_string())
             .with_kind(SpanKind::Server)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
@@ -54,6 +46,7 @@ impl Tracer {
             tracer: tracer.clone(),
             cx: parent.with_span(span),
             winner: Mutex::new(None),
+            route: (method.to_string(), truncate(path)),
         })))
     }
 }
@@ -69,15 +62,17 @@ struct Inner {
     cx: Context,
     /// The client span of the attempt whose answer the client gets, ended with the request.
     winner: Mutex<Option<Context>>,
+    /// Method and path: the span's name and `http.route` once the request was routed.
+    route: (String, String),
 }
 
 /// What an upstream attempt is.
 #[derive(Clone, Copy, Debug)]
 pub struct AttemptStart<'a> {
-    /// GenAI operation, if the route is one.
-    pub operation: Option<Operation>,
-    /// Who serves it.
-    pub provider: Provider,
+    /// GenAI operation (`chat`, …), if the route is one.
+    pub operation: Option<&'a str>,
+    /// Who serves it (`openai`, `anthropic`).
+    pub provider: &'a str,
     /// The model asked for (`None` on pass-through paths).
     pub model: Option<&'a str>,
     /// Configured upstream name.
@@ -101,8 +96,10 @@ pub struct RequestEnd<'a> {
     pub error: Option<&'a str>,
     /// The client key's id (`anonymous` without authentication).
     pub client: Option<&'a str>,
+    /// The route's GenAI operation; set, the request was routed (the path names the span).
+    pub operation: Option<&'a str>,
     /// Who served the answer.
-    pub provider: Option<Provider>,
+    pub provider: Option<&'a str>,
     /// Configured model name asked for.
     pub request_model: Option<&'a str>,
     /// The model the upstream says answered.
@@ -128,11 +125,11 @@ impl RequestTrace {
             return Attempt(None);
         };
         let name = match (a.operation, a.model) {
-            (Some(op), Some(model)) => format!("{} {model}", op.as_str()),
+            (Some(op), Some(model)) => format!("{op} {model}"),
             _ => a.method.to_string(),
         };
         let mut attributes = vec![
-            KeyValue::new(attr::PROVIDER_NAME, a.provider.as_str()),
+            KeyValue::new(attr::PROVIDER_NAME, a.provider.to_owned()),
             KeyValue::new(attr::SERVER_ADDRESS, a.server.0.to_owned()),
             KeyValue::new(attr::SERVER_PORT, i64::from(a.server.1)),
             KeyValue::new(attr::HTTP_REQUEST_METHOD, a.method.to_string()),
@@ -141,7 +138,7 @@ impl RequestTrace {
             KeyValue::new(attr::ATTEMPT, i64::from(a.number)),
         ];
         if let Some(op) = a.operation {
-            attributes.push(KeyValue::new(attr::OPERATION_NAME, op.as_str()));
+            attributes.push(KeyValue::new(attr::OPERATION_NAME, op.to_owned()));
         }
         if let Some(model) = a.model {
             attributes.push(KeyValue::new(attr::REQUEST_MODEL, model.to_owned()));
@@ -207,7 +204,13 @@ impl RequestTrace {
             span.set_attribute(KeyValue::new(attr::CLIENT_KEY_ID, client.to_owned()));
         }
         if let Some(p) = end.provider {
-            span.set_attribute(KeyValue::new(attr::PROVIDER_NAME, p.as_str()));
+            span.set_attribute(KeyValue::new(attr::PROVIDER_NAME, p.to_owned()));
+        }
+        if let Some(op) = end.operation {
+            let (method, path) = &inner.route;
+            span.update_name(format!("{method} {path}"));
+            span.set_attribute(KeyValue::new(attr::HTTP_ROUTE, path.clone()));
+            span.set_attribute(KeyValue::new(attr::OPERATION_NAME, op.to_owned()));
         }
         if let Some(model) = end.request_model {
             span.set_attribute(KeyValue::new(attr::REQUEST_MODEL, model.to_owned()));

@@ -23,7 +23,6 @@ use crate::answer::hook::Hooks;
 use crate::answer::{Answer, Stream, StreamSetup};
 use crate::error_answer::ProxyError;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
-use crate::telemetry::genai::Operation;
 use crate::telemetry::{Attempt, AttemptStart, RequestTrace};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.
@@ -72,8 +71,8 @@ pub struct Outgoing<'a> {
     pub model: Arc<str>,
     /// Client key id label for metrics (`anonymous` without authentication).
     pub client: Arc<str>,
-    /// The GenAI operation of the route (`None` on pass-through paths).
-    pub operation: Option<Operation>,
+    /// The GenAI operation of the route (`chat`, …; `None` on pass-through paths).
+    pub operation: Option<&'static str>,
     /// The request's trace: each attempt is a client span of it.
     pub trace: RequestTrace,
 }
@@ -167,7 +166,7 @@ impl Forwarder {
                     };
                 let span = out.trace.attempt(&AttemptStart {
                     operation: out.operation,
-                    provider: up.provider(),
+                    provider: up.kind.provider_name(),
                     model: out.operation.map(|_| &*out.model),
                     upstream: &up.name,
                     server: (&up.server.0, up.server.1),
@@ -305,10 +304,9 @@ impl Forwarder {
         facts.model = Some(out.model.clone());
         facts.client = Some(out.client.clone());
         facts.upstream = Some(up.name.clone());
+        facts.provider = Some(up.kind.provider_name());
         facts.attempts = attempts;
         facts.ttfb = Some(ttfb);
-        facts.gen_ai.operation = out.operation;
-        facts.gen_ai.provider = Some(up.provider());
         Response::from_parts(parts, answer)
     }
 }
