@@ -354,3 +354,28 @@ async fn upstream_errors_come_back_in_the_clients_shape() {
         json!([{"role": "user", "content": [{"type": "text", "text": "a secret prompt"}]}])
     );
 }
+
+#[tokio::test]
+async fn answers_being_translated_count_against_the_body_budget() {
+    let up = Fake::start().await;
+    let body = message("model-a", false).to_string();
+    let start = |budget: u64| {
+        let mut c = config(&[("up", up.base_url())], &[("model-a", &["up"])]);
+        c.max_body_bytes = body.len() as u64;
+        c.limits.body_budget_bytes = budget;
+        Proxy::start(c)
+    };
+    // The request body fits; with the upstream's whole answer (about 250 bytes) it does not.
+    let proxy = start(body.len() as u64 + 100);
+    let (status, _, text) = post(&proxy, "/v1/messages", Some(CLIENT_KEY), &body).await;
+    assert_eq!(
+        (status, error_of(&text).0.as_str()),
+        (503, "overloaded_error"),
+        "{text}"
+    );
+    let proxy = start(body.len() as u64 + 1000);
+    let (status, _, text) = post(&proxy, "/v1/messages", Some(CLIENT_KEY), &body).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["content"][0]["text"], "Hello!");
+}
