@@ -4,7 +4,7 @@
 //! observability reads them there, so it depends on none of those layers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::HeaderName;
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,20 @@ pub struct Facts {
     pub error: Option<&'static str>,
     /// Each break of a stream whose model continues streams, and what came of it.
     pub failover: Vec<Hop>,
+    /// What the answer said about itself, for the traces and the GenAI metrics.
+    pub gen_ai: GenAi,
+}
+
+/// What the relay reads from an answer for the traces and the GenAI metrics (the operation
+/// and the provider are [`Facts::operation`] and [`Facts::provider`]).
+#[derive(Clone, Debug, Default)]
+pub struct GenAi {
+    /// The model the upstream says answered.
+    pub response_model: Option<Arc<str>>,
+    /// Why each choice stopped, in the order the answer gave them.
+    pub finish_reasons: Vec<Arc<str>>,
+    /// When the first and the latest chunk of a streamed answer (server-sent events) came.
+    pub stream: Option<(Instant, Instant)>,
 }
 
 /// One break of a stream whose model continues streams (`on_stream_failure = "continue"`).

@@ -92,6 +92,8 @@ impl Routes {
             client: label,
             body: outgoing,
             continues: false,
+            operation: Some(operation),
+            trace: super::trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);
@@ -145,6 +147,8 @@ impl Routes {
             client: label,
             body: Bytes::from(messages),
             continues: false,
+            operation: Some(operation),
+            trace: super::trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);

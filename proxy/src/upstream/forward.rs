@@ -25,6 +25,7 @@ use crate::answer::{Answer, Stream, StreamSetup};
 use crate::error_answer::ProxyError;
 use crate::failover::relay::Failover;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
+use crate::telemetry::{Attempt, AttemptStart, RequestTrace};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.
 #[derive(Clone)]
@@ -76,6 +77,10 @@ pub struct Outgoing<'a> {
     /// A stream that breaks after its first byte is continued on the next upstream
     /// (`on_stream_failure = "continue"`).
     pub continues: bool,
+    /// The GenAI operation of the route (`chat`, …; `None` on pass-through paths).
+    pub operation: Option<&'static str>,
+    /// The request's trace: each attempt is a client span of it.
+    pub trace: RequestTrace,
 }
 
 /// An answer to relay: a success (with its first chunk), or a status not worth retrying.
@@ -205,11 +210,23 @@ impl Forwarder {
                     self.count(&self.metrics.retries, up);
                 }
                 *attempts += 1;
-                let request =
+                let mut request =
                     match up.build_request(out.method, out.suffix, out.headers, out.body.clone()) {
                         Ok(r) => r,
                         Err(e) => return Err(Some(Failure::Invalid(e))),
                     };
+                let span = out.trace.attempt(&AttemptStart {
+                    operation: out.operation,
+                    provider: up.kind.provider_name(),
+                    model: out.operation.map(|_| &*out.model),
+                    upstream: &up.name,
+                    server: (&up.server.0, up.server.1),
+                    url: &without_query(request.uri()),
+                    method: out.method,
+                    number: *attempts,
+                });
+                // The upstream's parent is this attempt, in the client's trace.
+                span.inject(request.headers_mut());
                 let sent = Instant::now();
                 let outcome =
                     attempt(up, request, deadline.min(sent + up.timeouts.first_byte)).await;
@@ -223,6 +240,7 @@ impl Forwarder {
                     ttfb,
                     index,
                 };
+                end_span(span, &outcome, next, &out.trace);
                 let failure = match outcome {
                     Outcome::Answer(response, first) => return Ok(chosen(response, first)),
                     Outcome::Status(r) if next == Next::Serve => return Ok(chosen(r, None)),
@@ -357,6 +375,37 @@ pub(super) fn is_event_stream(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+}
+
+/// Ends the span of an attempt that failed; the one served stays open with the request.
+fn end_span(span: Attempt, outcome: &Outcome, next: Next, trace: &RequestTrace) {
+    match outcome {
+        Outcome::Answer(r, _) => {
+            span.answered(r.status().as_u16());
+            trace.answered_by(span);
+        }
+        Outcome::Status(r) if next == Next::Serve => {
+            span.answered(r.status().as_u16());
+            trace.answered_by(span);
+        }
+        Outcome::Status(r) => {
+            let status = r.status().as_u16();
+            span.failed(Some(status), &status.to_string());
+        }
+        Outcome::Connect => span.failed(None, "connect"),
+        Outcome::Broken => span.failed(None, "broken"),
+        Outcome::Timeout => span.failed(None, "timeout"),
+    }
+}
+
+/// Scheme, authority and path of `uri`: a span's `url.full` without the client's query.
+fn without_query(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path()
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use super::Upstream;
 use super::forward::{Forwarder, Outgoing, is_event_stream};
 use crate::failover::relay::{Next, Resume, Resumed};
+use crate::telemetry::RequestTrace;
 
 /// The continuations of one stream: what its request was, and which upstreams are left.
 pub struct Continue {
@@ -26,6 +27,9 @@ pub struct Continue {
     headers: Arc<HeaderMap>,
     model: Arc<str>,
     client: Arc<str>,
+    operation: Option<&'static str>,
+    /// The request's trace: a continuation's attempts are client spans of it too.
+    trace: RequestTrace,
     start: Instant,
 }
 
@@ -46,6 +50,8 @@ impl Continue {
             headers: Arc::new(out.headers.clone()),
             model: out.model.clone(),
             client: out.client.clone(),
+            operation: out.operation,
+            trace: out.trace.clone(),
             start,
         }
     }
@@ -66,6 +72,7 @@ impl Next for Continue {
             self.headers.clone(),
         );
         let (model, client, start) = (self.model.clone(), self.client.clone(), self.start);
+        let (operation, trace) = (self.operation, self.trace.clone());
         let resume = async move {
             let out = Outgoing {
                 method: &method,
@@ -75,6 +82,8 @@ impl Next for Continue {
                 model,
                 client,
                 continues: false,
+                operation,
+                trace,
             };
             let rest = upstreams.get(from..).unwrap_or_default();
             let mut attempts = 0;
