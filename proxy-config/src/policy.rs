@@ -275,6 +275,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                tls: None,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),

@@ -93,6 +93,9 @@ impl ProxyConfig {
         }
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
+        if let Some(egress) = &self.egress {
+            crate::egress::check_egress(&mut r, egress);
+        }
         crate::policy::check(&mut r, self);
         r.finish()
     }
@@ -239,6 +242,9 @@ impl ProxyConfig {
             }
             if let Some(t) = &u.timeouts {
                 check_timeouts(r, &format!("{at}.timeouts"), t);
+            }
+            if let Some(tls) = &u.tls {
+                crate::egress::check_tls(r, &format!("{at}.tls"), &u.base_url, tls);
             }
             for (key, value) in [("organization", &u.organization), ("project", &u.project)] {
                 if let Some(v) = value {
@@ -407,6 +413,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                tls: None,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),

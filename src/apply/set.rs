@@ -85,6 +85,7 @@ pub async fn run(
         options.prune.then_some(prune_kinds.as_slice()),
         namespace,
         &env.proxy.secret_refs(),
+        &env.proxy.config_map_refs(),
     )
     .await?;
     let planned = server_side::check(

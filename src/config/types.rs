@@ -282,10 +282,15 @@ pub struct NetworkPolicy {
     /// allowed there only. Required exactly when `proxy.shared_limits` is set.
     #[serde(default)]
     pub shared_limits: Option<StorePeers>,
+    /// Where the egress proxy (`proxy.egress.https_proxy`) runs: egress to its port is allowed
+    /// there, and the upstreams it reaches need no `upstream_cidrs`. Required exactly when
+    /// `proxy.egress.https_proxy` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<StorePeers>,
 }
 
-/// Where the Redis (or Valkey) of `proxy.shared_limits` runs: pods in the cluster, address
-/// ranges outside it (a managed service), or both.
+/// Where a peer of the proxy runs (the Redis or Valkey of `proxy.shared_limits`, the egress
+/// proxy): pods in the cluster, address ranges outside it (a managed service), or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorePeers {

@@ -1,6 +1,7 @@
 //! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
 //! scraping only from the scraper's namespace to the admin port; egress only to the cluster
-//! DNS, to the upstreams' ports and to the shared limits store.
+//! DNS, to the upstreams' ports (or the egress proxy's, for the upstreams it reaches) and to
+//! the shared limits store.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::labels;
-use crate::config::Environment;
+use crate::config::{Environment, StorePeers};
 
 /// The label the API server puts on every namespace, holding its name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -66,8 +67,9 @@ fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
 }
 
 /// DNS first, always: without it no upstream name resolves (the seed's "connection refused").
-/// Then the upstreams' ports towards `upstream_cidrs`, only when both are non-empty: an egress
-/// rule with no peers or no ports would admit everything.
+/// Then the ports of the upstreams reached directly towards `upstream_cidrs`, only when both
+/// are non-empty: an egress rule with no peers or no ports would admit everything. Upstreams
+/// the egress proxy reaches need only the proxy's port, where it runs.
 fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
     let dns = &env.network_policy.dns;
     let mut rules = vec![NetworkPolicyEgressRule {
@@ -82,10 +84,12 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
         ports: Some(vec![port("UDP", DNS_PORT), port("TCP", DNS_PORT)]),
     }];
 
+    let proxied = |base_url: &str| env.proxy.egress.as_ref().is_some_and(|e| e.proxies(base_url));
     let ports: BTreeSet<u16> = env
         .proxy
         .upstreams
         .iter()
+        .filter(|u| !proxied(&u.base_url))
         .filter_map(|u| upstream_endpoint(&u.base_url))
         .map(|(_, _, port)| port)
         .collect();
@@ -112,14 +116,26 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
             ),
         });
     }
+    rules.extend(egress_proxy(env));
     rules.extend(store(env));
     rules
+}
+
+/// The egress proxy's port, towards its pods or address ranges only.
+fn egress_proxy(env: &Environment) -> Option<NetworkPolicyEgressRule> {
+    let url = env.proxy.egress.as_ref()?.https_proxy.as_deref()?;
+    let (_, _, proxy_port) = upstream_endpoint(url)?;
+    to_peers(env.network_policy.egress_proxy.as_ref()?, proxy_port)
 }
 
 /// The shared limits store's port, towards its pods or address ranges only.
 fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
     let (_, store_port) = env.proxy.shared_limits.as_ref()?.host_port()?;
-    let peers = env.network_policy.shared_limits.as_ref()?;
+    to_peers(env.network_policy.shared_limits.as_ref()?, store_port)
+}
+
+/// One port, towards a peer's pods (in its namespace, or the policy's own) and address ranges.
+fn to_peers(peers: &StorePeers, to_port: u16) -> Option<NetworkPolicyEgressRule> {
     let in_cluster = peers.namespace.is_some() || !peers.pod_labels.is_empty();
     let pods = in_cluster.then(|| NetworkPolicyPeer {
         namespace_selector: peers.namespace.as_ref().map(|ns| namespace(ns.as_str())),
@@ -144,7 +160,7 @@ fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
         .collect();
     (!to.is_empty()).then(|| NetworkPolicyEgressRule {
         to: Some(to),
-        ports: Some(vec![port("TCP", i32::from(store_port))]),
+        ports: Some(vec![port("TCP", i32::from(to_port))]),
     })
 }
 
@@ -325,6 +341,50 @@ mod tests {
         );
         env.proxy.shared_limits = None;
         assert_eq!(spec(&env).egress.map(|e| e.len()), Some(2));
+    }
+
+    #[test]
+    fn upstreams_behind_the_egress_proxy_are_reached_through_its_port_only() {
+        use ai_api_proxy_config::Egress;
+        let mut env = load("production");
+        let mut internal = env.proxy.upstreams[0].clone();
+        internal.name = "internal".into();
+        internal.base_url = "https://llm.internal:8443/v1".into();
+        env.proxy.upstreams.push(internal);
+        env.proxy.egress = Some(Egress {
+            https_proxy: Some("http://egress.corp.internal:3128".into()),
+            no_proxy: vec!["llm.internal".into()],
+            basic_auth: None,
+        });
+        env.network_policy.egress_proxy = Some(StorePeers {
+            cidrs: vec!["10.9.0.0/16".into()],
+            ..StorePeers::default()
+        });
+        let egress = spec(&env).egress.unwrap_or_default();
+        assert_eq!(egress.len(), 4, "DNS, the direct upstream, the proxy, the store");
+        assert_eq!(
+            ports(&egress[1]),
+            [("TCP".into(), 8443)],
+            "only the upstream no_proxy lists, not 443"
+        );
+        assert_eq!(ports(&egress[2]), [("TCP".into(), 3128)]);
+        let cidrs = |rule: &NetworkPolicyEgressRule| -> Vec<String> {
+            rule.to
+                .iter()
+                .flatten()
+                .filter_map(|p| p.ip_block.as_ref().map(|b| b.cidr.clone()))
+                .collect()
+        };
+        assert_eq!(cidrs(&egress[2]), ["10.9.0.0/16"]);
+
+        env.proxy.upstreams.pop();
+        let egress = spec(&env).egress.unwrap_or_default();
+        assert_eq!(egress.len(), 3, "no upstream CIDR rule: all go through the proxy");
+        assert_eq!(ports(&egress[1]), [("TCP".into(), 3128)]);
+        assert!(
+            egress.iter().all(|r| !cidrs(r).contains(&"0.0.0.0/0".to_owned())),
+            "the upstreams' CIDRs are not admitted"
+        );
     }
 
     #[test]

@@ -77,6 +77,8 @@ enum Failure {
     Open(Duration),
     /// The upstream refused our key: never shown to the client.
     Auth,
+    /// The connection cannot be made (TLS, egress proxy): the answer if no upstream works.
+    Unusable(ProxyError),
     Answer(Arc<Upstream>, Response<Incoming>, Duration),
 }
 
@@ -202,6 +204,12 @@ impl Forwarder {
                         last = Some(Failure::Broken);
                         continue 'upstreams;
                     }
+                    Ok(Err(SendError::Unusable(e))) => {
+                        // Retrying the same certificate or proxy gets the same refusal.
+                        note_breaker(state, up, up.breaker.on_failure());
+                        last = Some(Failure::Unusable(e));
+                        continue 'upstreams;
+                    }
                     Err(_elapsed) => {
                         // Not retried: the upstream may still be working (and billing) on it.
                         note_breaker(state, up, up.breaker.on_failure());
@@ -240,6 +248,7 @@ impl Forwarder {
             }
             Some(Failure::Timeout) => ProxyError::GatewayTimeout.into_response(),
             Some(Failure::Auth) => ProxyError::UpstreamAuth.into_response(),
+            Some(Failure::Unusable(e)) => e.into_response(),
             Some(Failure::Open(wait)) => ProxyError::Unavailable(wait).into_response(),
             Some(Failure::Connect | Failure::Broken) | None => {
                 ProxyError::BadGateway.into_response()

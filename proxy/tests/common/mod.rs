@@ -108,6 +108,7 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
             timeouts: None,
             organization: None,
             project: None,
+            tls: None,
         })
         .collect();
     c.models = models
