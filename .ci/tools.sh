@@ -65,3 +65,37 @@ apt_tool() {
   installed="$(dpkg-query -W -f '${Version}' "$package")"
   [[ "$installed" == "$version" ]] || { echo "apt_tool: $package is $installed, not $version" >&2; return 1; }
 }
+
+# The official SDKs the proxy's acceptance tests drive (proxy/tests/sdk/: requirements.txt and
+# package.json + package-lock.json pin every version). sdk_python prints the python of a
+# virtualenv holding them; sdk_node_path prints a node_modules folder (for NODE_PATH).
+sdk_python() {
+  local req="$CI_DIR/../proxy/tests/sdk/requirements.txt" key venv
+  key="$(cat "$req" <(echo "$PIP_VERSION") | sha256sum | cut -c1-12)"
+  venv="$CI_TOOLS/sdk-venv-$key"
+  if ! [[ -f "$venv/.complete" ]]; then
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" 2> /dev/null; then
+      apt-get update -qq > /dev/null && apt-get install -y -qq python3-venv > /dev/null
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/pip" install --quiet "pip==$PIP_VERSION" >&2
+    "$venv/bin/pip" install --quiet --no-deps --require-virtualenv -r "$req" >&2
+    "$venv/bin/pip" check >&2
+    touch "$venv/.complete"
+  fi
+  echo "$venv/bin/python"
+}
+sdk_node_path() {
+  local src="$CI_DIR/../proxy/tests/sdk" key dir
+  key="$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-12)"
+  dir="$CI_TOOLS/sdk-node-$key"
+  if ! [[ -f "$dir/.complete" ]]; then
+    command -v npm > /dev/null || { echo "sdk_node_path: npm is not installed" >&2; return 1; }
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >&2)
+    touch "$dir/.complete"
+  fi
+  echo "$dir/node_modules"
+}

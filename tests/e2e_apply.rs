@@ -18,7 +18,10 @@ fn versions(c: &Cluster) -> Vec<(String, Option<i64>, String)> {
         .unwrap()
         .iter()
         .filter(|o| {
-            o["metadata"]["name"] != "default" && o["metadata"]["name"] != "kube-root-ca.crt"
+            o["metadata"]["name"] != "default"
+                && o["metadata"]["name"] != "kube-root-ca.crt"
+                // Every apply records a revision: not an object of the environment.
+                && o["metadata"]["labels"]["infra.revision/of"].is_null()
         })
         .map(|o| {
             (
@@ -351,6 +354,9 @@ rules:
 - apiGroups: [networking.k8s.io, gateway.networking.k8s.io, monitoring.coreos.com]
   resources: [ingresses, httproutes, podmonitors, prometheusrules]
   verbs: ["*"]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update, delete]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding

@@ -1,5 +1,6 @@
 //! Side by side on one real control plane, in one run, interleaved: `infra apply --env
-//! production --no-wait` against `kubectl apply --server-side -k out/production`, and `infra
+//! production --no-wait` and `infra apply --atomic` (which also takes the lock, waits and
+//! records a revision) against `kubectl apply --server-side -k out/production`, and `infra
 //! plan --env production --live` against `kubectl diff --server-side -k out/production`, both
 //! on an environment already applied (the steady state of a deploy pipeline). Not a test:
 //! `bash bench/compare-kubectl.sh` runs it (`--ignored`) with a release build of infra and
@@ -86,6 +87,13 @@ fn infra_against_kubectl() {
             vec!["apply", "--server-side", "-k"],
             &[0][..],
             &[0][..],
+        ),
+        (
+            "apply --atomic (unchanged environment: lock, wait, revision recorded)",
+            vec!["apply", "--atomic", "--timeout", "60s"],
+            vec!["apply", "--server-side", "-k"],
+            &[0],
+            &[0],
         ),
         (
             "live plan / diff",

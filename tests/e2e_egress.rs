@@ -11,7 +11,8 @@ mod sandbox;
 
 use cluster::{APP, Cluster, stderr};
 
-const API_KEY_LINE: &str = "api_key = { secret = { name = \"holysheep-api-key\", key = \"api-key\" } }\n";
+const API_KEY_LINE: &str =
+    "api_key = { secret = { name = \"holysheep-api-key\", key = \"api-key\" } }\n";
 
 #[test]
 fn preflight_refuses_a_missing_ca_bundle_and_apply_mounts_it_behind_the_egress_proxy() {

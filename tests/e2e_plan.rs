@@ -119,3 +119,41 @@ fn the_live_plan_shows_creates_updates_and_prunes_and_check_fails_on_drift() {
     assert!(!c.exists(&format!("networkpolicy/{APP}")));
     assert!(c.exists("configmap/stray"));
 }
+
+#[test]
+fn the_live_plan_names_the_live_revision_and_the_drift_from_it() {
+    let Some(c) = Cluster::new("drift") else {
+        return;
+    };
+    let text = c.infra_ok("plan", "development", &["--live"]);
+    assert!(text.contains("Live revision: none"), "{text}");
+    c.infra_ok("apply", "development", &["--no-wait"]);
+    let text = c.infra_ok("plan", "development", &["--live"]);
+    assert!(text.contains("Live revision: 1 (deployed "), "{text}");
+    assert!(text.contains("the cluster matches it."), "{text}");
+
+    c.plane
+        .kubectl(["-n", &c.ns, "delete", &format!("networkpolicy/{APP}")]);
+    let drifted = "the cluster has drifted from it: NetworkPolicy ai-api-proxy missing.";
+    let text = c.infra_ok("plan", "development", &["--live"]);
+    assert!(text.contains(drifted), "{text}");
+    // Other settings than the live revision's: the drift is still measured against it.
+    let text = c.infra_ok(
+        "plan",
+        "development",
+        &["--live", "--set", "proxy.rate_limit.burst=77"],
+    );
+    assert!(
+        text.contains("~ update     configmap-ai-api-proxy.yaml"),
+        "{text}"
+    );
+    assert!(text.contains(drifted), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&c.infra_ok("plan", "development", &["--live", "--output", "json"]))
+            .unwrap();
+    assert_eq!(json["live_revision"]["number"], 1, "{json}");
+    assert_eq!(
+        json["live_revision"]["drift"],
+        serde_json::json!(["NetworkPolicy ai-api-proxy missing"])
+    );
+}

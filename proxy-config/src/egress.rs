@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{Report, check_key_source, is_dns_subdomain};
+use crate::report::Report;
+use crate::rules::{check_key_source, is_dns_subdomain};
 use crate::validate::upstream_endpoint;
 use crate::{KeySource, ProxyConfig, SecretRef};
 
@@ -210,21 +211,17 @@ impl ProxyConfig {
 
 /// The rules of `upstreams[i].tls` (`at` is that path).
 pub(crate) fn check_tls(r: &mut Report, at: &str, base_url: &str, tls: &UpstreamTls) {
-    r.check(
-        base_url.starts_with("https://"),
-        at,
-        format!("TLS settings need an https:// base_url, got `{base_url}`"),
-    );
+    r.check(base_url.starts_with("https://"), at, || {
+        format!("TLS settings need an https:// base_url, got `{base_url}`")
+    });
     match &tls.ca {
         Some(FileSource::Secret(s)) => {
             check_key_source(r, &format!("{at}.ca"), &KeySource::Secret(s.clone()));
         }
         Some(FileSource::ConfigMap(c)) => check_ref(r, &format!("{at}.ca.config_map"), c),
-        None => r.check(
-            !tls.replace_roots,
-            format!("{at}.replace_roots"),
-            "needs `ca`: replacing the roots with nothing would trust no server",
-        ),
+        None => r.check(!tls.replace_roots, format!("{at}.replace_roots"), || {
+            "needs `ca`: replacing the roots with nothing would trust no server".into()
+        }),
     }
     if let Some(c) = &tls.client_certificate {
         for (key, s) in [("certificate", &c.certificate), ("key", &c.key)] {
@@ -236,20 +233,17 @@ pub(crate) fn check_tls(r: &mut Report, at: &str, base_url: &str, tls: &Upstream
         r.check(
             is_dns_subdomain(name) || name.parse::<std::net::IpAddr>().is_ok(),
             format!("{at}.server_name"),
-            format!("expected a DNS name or an IP address, like `llm.internal.example.com`, got `{name}`"),
-        );
+            || format!("expected a DNS name or an IP address, like `llm.internal.example.com`, got `{name}`"),);
     }
 }
 
 fn check_ref(r: &mut Report, at: &str, c: &ConfigMapRef) {
-    r.check(
-        is_dns_subdomain(&c.name),
-        format!("{at}.name"),
+    r.check(is_dns_subdomain(&c.name), format!("{at}.name"), || {
         format!(
             "expected a ConfigMap name (DNS-1123 subdomain), got `{}`",
             c.name
-        ),
-    );
+        )
+    });
     r.check(
         !c.key.is_empty()
             && c.key.len() <= 253
@@ -259,10 +253,12 @@ fn check_ref(r: &mut Report, at: &str, c: &ConfigMapRef) {
             && c.key != "."
             && c.key != "..",
         format!("{at}.key"),
-        format!(
-            "expected a ConfigMap key of letters, digits, `-`, `_` and `.`, got `{}`",
-            c.key
-        ),
+        || {
+            format!(
+                "expected a ConfigMap key of letters, digits, `-`, `_` and `.`, got `{}`",
+                c.key
+            )
+        },
     );
 }
 
@@ -276,30 +272,26 @@ pub(crate) fn check_egress(r: &mut Report, egress: &Egress) {
         r.check(
             plain && upstream_endpoint(url).is_some_and(|(_, host, _)| !host.is_empty()),
             "egress.https_proxy",
-            "expected `http://host:port` of an HTTP CONNECT proxy, without credentials (they go \
-             in `egress.basic_auth`) or a path",
-        );
+            || "expected `http://host:port` of an HTTP CONNECT proxy, without credentials (they go \
+             in `egress.basic_auth`) or a path".into(),);
     }
     for (i, host) in egress.no_proxy.iter().enumerate() {
         r.check(
             !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == ','),
             format!("egress.no_proxy[{i}]"),
-            format!("expected one host, domain, IP address or CIDR range, got `{host}`"),
+            || format!("expected one host, domain, IP address or CIDR range, got `{host}`"),
         );
     }
     if let Some(auth) = &egress.basic_auth {
-        r.check(
-            egress.https_proxy.is_some(),
-            "egress.basic_auth",
-            "set, but `egress.https_proxy` is not: expected credentials only for a proxy",
-        );
+        r.check(egress.https_proxy.is_some(), "egress.basic_auth", || {
+            "set, but `egress.https_proxy` is not: expected credentials only for a proxy".into()
+        });
         r.check(
             !auth.username.is_empty()
                 && !auth.username.contains(':')
                 && !auth.username.contains(char::is_control),
             "egress.basic_auth.username",
-            "expected a user name without `:` (basic authentication separates it from the password with one)",
-        );
+            || "expected a user name without `:` (basic authentication separates it from the password with one)".into(),);
         check_key_source(r, "egress.basic_auth.password", &auth.password);
     }
 }

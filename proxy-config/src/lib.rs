@@ -10,6 +10,7 @@ mod duration;
 mod egress;
 pub mod metrics;
 mod policy;
+mod report;
 mod rules;
 mod validate;
 
@@ -20,9 +21,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
-pub use egress::{ClientCertificate, ConfigMapRef, Egress, FileSource, ProxyBasicAuth, UpstreamTls};
+pub use egress::{
+    ClientCertificate, ConfigMapRef, Egress, FileSource, ProxyBasicAuth, UpstreamTls,
+};
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
-pub use validate::{Problem, is_dns_label, is_dns_subdomain, upstream_endpoint};
+pub use report::{Problem, Report};
+pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
 pub const CONFIG_FILE_NAME: &str = "proxy.json";
@@ -485,6 +489,6 @@ pub enum LoadError {
     #[error("configuration is not valid: {0}")]
     Parse(#[source] serde_json::Error),
     /// Well-formed but inconsistent.
-    #[error("configuration is inconsistent:\n{}", rules::list(.0))]
+    #[error("configuration is inconsistent:\n{}", report::list(.0))]
     Invalid(Vec<Problem>),
 }

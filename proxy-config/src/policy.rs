@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::{Report, check_key_source, is_dns_subdomain};
+use crate::report::Report;
+use crate::rules::{check_key_source, is_dns_subdomain};
 use crate::{ClientAuth, Duration, KeySource, ProxyConfig};
 
 /// What each client may do. A key with an entry in `keys` gets that policy, whole; every
@@ -129,14 +130,17 @@ pub(crate) fn check(r: &mut Report, config: &ProxyConfig) {
         r.check(
             is_key_id(id),
             &at,
-            format!("expected a client key id of letters, digits, `-`, `_` and `.` (at most 64), got `{id}`"),
+            || format!("expected a client key id of letters, digits, `-`, `_` and `.` (at most 64), got `{id}`"),
         );
         check_policy(r, &at, policy, &models);
     }
     r.check(
         policies.keys.is_empty() || matches!(config.auth, Some(ClientAuth::ApiKeys { .. })),
         "policies.keys",
-        "per-key policies need `auth.api_keys` (anonymous clients only get `policies.default`)",
+        || {
+            "per-key policies need `auth.api_keys` (anonymous clients only get `policies.default`)"
+                .into()
+        },
     );
     if let Some(shared) = &config.shared_limits {
         check_shared(r, shared);
@@ -150,7 +154,7 @@ fn check_policy(r: &mut Report, at: &str, p: &KeyPolicy, models: &BTreeSet<&str>
             r.check(
                 models.contains(m.as_str()),
                 format!("{at}.models[{i}]"),
-                format!("no model named `{m}` (defined: {known})"),
+                || format!("no model named `{m}` (defined: {known})"),
             );
         }
     }
@@ -164,18 +168,18 @@ fn check_policy(r: &mut Report, at: &str, p: &KeyPolicy, models: &BTreeSet<&str>
         r.check(
             value.is_none_or(|v| (1..=MAX_LIMIT).contains(&v)),
             format!("{at}.{key}"),
-            format!(
-                "must be between 1 and {MAX_LIMIT} (leave it out for no limit), got {}",
-                value.unwrap_or_default()
-            ),
+            || {
+                format!(
+                    "must be between 1 and {MAX_LIMIT} (leave it out for no limit), got {}",
+                    value.unwrap_or_default()
+                )
+            },
         );
     }
     if let (Some(day), Some(month)) = (p.tokens_per_day, p.tokens_per_month) {
-        r.check(
-            day <= month,
-            format!("{at}.tokens_per_day"),
-            format!("must not exceed {at}.tokens_per_month ({month}), got {day}"),
-        );
+        r.check(day <= month, format!("{at}.tokens_per_day"), || {
+            format!("must not exceed {at}.tokens_per_month ({month}), got {day}")
+        });
     }
 }
 
@@ -186,47 +190,45 @@ fn check_shared(r: &mut Report, s: &SharedLimits) {
     r.check(
         host_port_ok(&s.address),
         "shared_limits.address",
-        format!("expected `host:port` of a Redis or Valkey server, like `redis.ai-services.svc:6379`, got `{}`", s.address),
+        || format!("expected `host:port` of a Redis or Valkey server, like `redis.ai-services.svc:6379`, got `{}`", s.address),
     );
     if let Some(user) = &s.username {
         r.check(
             !user.is_empty() && !user.contains(|c: char| c.is_whitespace() || c.is_control()),
             "shared_limits.username",
-            "expected a user name without spaces",
+            || "expected a user name without spaces".into(),
         );
     }
     if let Some(password) = &s.password {
         check_key_source(r, "shared_limits.password", password);
     }
-    r.check(
-        is_key_id(&s.key_prefix),
-        "shared_limits.key_prefix",
+    r.check(is_key_id(&s.key_prefix), "shared_limits.key_prefix", || {
         format!(
             "expected letters, digits, `-`, `_` and `.` (at most 64), got `{}`",
             s.key_prefix
-        ),
-    );
+        )
+    });
     r.check(
         (1..=1000).contains(&s.replicas),
         "shared_limits.replicas",
-        format!("must be between 1 and 1000, got {}", s.replicas),
+        || format!("must be between 1 and 1000, got {}", s.replicas),
     );
     let l = &s.lease;
     r.check(
         (1..=50).contains(&l.percent),
         "shared_limits.lease.percent",
-        format!("must be between 1 and 50, got {}", l.percent),
+        || format!("must be between 1 and 50, got {}", l.percent),
     );
     let ms = |d: Duration| d.get().as_millis();
     r.check(
         (10..=10_000).contains(&ms(l.settle_every)),
         "shared_limits.lease.settle_every",
-        format!("must be between 10ms and 10s, got {}", l.settle_every),
+        || format!("must be between 10ms and 10s, got {}", l.settle_every),
     );
     r.check(
         (1..=5_000).contains(&ms(l.timeout)),
         "shared_limits.lease.timeout",
-        format!("must be between 1ms and 5s, got {}", l.timeout),
+        || format!("must be between 1ms and 5s, got {}", l.timeout),
     );
 }
 

@@ -2,58 +2,59 @@
 
 use std::collections::BTreeSet;
 
-pub use crate::rules::{Problem, is_dns_label, is_dns_subdomain};
-use crate::rules::{Report, check_key_source};
+use crate::report::{Problem, Report};
+use crate::rules::check_key_source;
+pub use crate::rules::{is_dns_label, is_dns_subdomain};
 use crate::{ClientAuth, ProxyConfig, Timeouts};
 
 impl ProxyConfig {
     /// Checks every rule and returns all broken ones, not just the first.
     pub fn validate(&self) -> Result<(), Vec<Problem>> {
         let mut r = Report::default();
-        r.check(self.port != 0, "port", "must be between 1 and 65535, got 0");
-        r.check(
-            self.admin_port != 0,
-            "admin_port",
-            "must be between 1 and 65535, got 0",
-        );
+        r.check(self.port != 0, "port", || {
+            "must be between 1 and 65535, got 0".into()
+        });
+        r.check(self.admin_port != 0, "admin_port", || {
+            "must be between 1 and 65535, got 0".into()
+        });
         r.check(
             self.admin_port != self.port,
             "admin_port",
-            format!(
+            || format!(
                 "must differ from port ({}): health, readiness and metrics never share the API port",
                 self.port
             ),
         );
         self.check_endpoints(&mut r);
-        r.check(
-            self.max_body_bytes > 0,
-            "max_body_bytes",
-            "must be at least 1 byte",
-        );
+        r.check(self.max_body_bytes > 0, "max_body_bytes", || {
+            "must be at least 1 byte".into()
+        });
         self.check_limits(&mut r);
         check_timeouts(&mut r, "timeouts", &self.timeouts);
         r.check(
             (1..=10).contains(&self.retry.max_attempts),
             "retry.max_attempts",
-            format!("must be between 1 and 10, got {}", self.retry.max_attempts),
+            || format!("must be between 1 and 10, got {}", self.retry.max_attempts),
         );
         r.check(
             self.retry.initial_backoff <= self.retry.max_backoff,
             "retry.initial_backoff",
-            format!(
-                "must not exceed retry.max_backoff ({}), got {}",
-                self.retry.max_backoff, self.retry.initial_backoff
-            ),
+            || {
+                format!(
+                    "must not exceed retry.max_backoff ({}), got {}",
+                    self.retry.max_backoff, self.retry.initial_backoff
+                )
+            },
         );
         r.check(
             self.circuit_breaker.failure_threshold >= 1,
             "circuit_breaker.failure_threshold",
-            "must be at least 1",
+            || "must be at least 1".into(),
         );
         r.check(
             !self.shutdown.drain_timeout.get().is_zero(),
             "shutdown.drain_timeout",
-            "must be longer than 0s, or in-flight streams are cut at every rollout",
+            || "must be longer than 0s, or in-flight streams are cut at every rollout".into(),
         );
         match &self.auth {
             Some(ClientAuth::ApiKeys { keys }) => check_key_source(&mut r, "auth.api_keys.keys", keys),
@@ -61,34 +62,30 @@ impl ProxyConfig {
             None => r.check(
                 false,
                 "auth",
-                "is required: a client key file (`auth.api_keys.keys`), or `\"anonymous\"` to serve \
-                 anyone with the upstream key (explicitly)",
+                || "is required: a client key file (`auth.api_keys.keys`), or `\"anonymous\"` to serve \
+                 anyone with the upstream key (explicitly)".into(),
             ),
         }
         r.check(
             self.rate_limit.requests_per_second >= 1,
             "rate_limit.requests_per_second",
-            "must be at least 1",
+            || "must be at least 1".into(),
         );
-        r.check(
-            self.rate_limit.burst >= 1,
-            "rate_limit.burst",
-            "must be at least 1",
-        );
+        r.check(self.rate_limit.burst >= 1, "rate_limit.burst", || {
+            "must be at least 1".into()
+        });
         r.check(
             self.rate_limit.max_in_flight >= 1,
             "rate_limit.max_in_flight",
-            "must be at least 1",
+            || "must be at least 1".into(),
         );
         for (i, origin) in self.cors.allowed_origins.iter().enumerate() {
             let path = format!("cors.allowed_origins[{i}]");
-            r.check(
-                origin != "*",
-                &path,
-                "`*` would let any web page spend the upstream key; list exact origins",
-            );
+            r.check(origin != "*", &path, || {
+                "`*` would let any web page spend the upstream key; list exact origins".into()
+            });
             if origin != "*" {
-                r.check(is_origin(origin), &path, format!("expected an origin like `https://app.example.com` (scheme and host, no path), got `{origin}`"));
+                r.check(is_origin(origin), &path, || format!("expected an origin like `https://app.example.com` (scheme and host, no path), got `{origin}`"));
             }
         }
         self.check_upstreams(&mut r);
@@ -113,24 +110,20 @@ impl ProxyConfig {
                     && path != "/v1"
                     && !path.contains(char::is_whitespace),
                 format!("endpoints.{key}"),
-                format!("expected an absolute path outside /v1/, like `/{key}`, got `{path}`"),
+                || format!("expected an absolute path outside /v1/, like `/{key}`, got `{path}`"),
             );
         }
         let distinct: BTreeSet<_> = [&e.health, &e.ready, &e.metrics].into_iter().collect();
-        r.check(
-            distinct.len() == 3,
-            "endpoints",
-            "health, ready and metrics must be three different paths",
-        );
+        r.check(distinct.len() == 3, "endpoints", || {
+            "health, ready and metrics must be three different paths".into()
+        });
     }
 
     fn check_limits(&self, r: &mut Report) {
         let l = &self.limits;
-        r.check(
-            l.max_connections >= 1,
-            "limits.max_connections",
-            "must be at least 1",
-        );
+        r.check(l.max_connections >= 1, "limits.max_connections", || {
+            "must be at least 1".into()
+        });
         for (key, d) in [
             ("header_read_timeout", l.header_read_timeout),
             ("keep_alive_timeout", l.keep_alive_timeout),
@@ -138,40 +131,44 @@ impl ProxyConfig {
             ("body_read_total", l.body_read_total),
             ("http2.keep_alive_interval", l.http2.keep_alive_interval),
         ] {
-            r.check(
-                !d.get().is_zero(),
-                format!("limits.{key}"),
-                "must be longer than 0s",
-            );
+            r.check(!d.get().is_zero(), format!("limits.{key}"), || {
+                "must be longer than 0s".into()
+            });
         }
         r.check(
             l.body_read_idle <= l.body_read_total,
             "limits.body_read_idle",
-            format!(
-                "must not exceed limits.body_read_total ({}), got {}",
-                l.body_read_total, l.body_read_idle
-            ),
+            || {
+                format!(
+                    "must not exceed limits.body_read_total ({}), got {}",
+                    l.body_read_total, l.body_read_idle
+                )
+            },
         );
         r.check(
             l.body_budget_bytes >= self.max_body_bytes,
             "limits.body_budget_bytes",
-            format!(
-                "must be at least max_body_bytes ({}), got {}: the largest body must fit",
-                self.max_body_bytes, l.body_budget_bytes
-            ),
+            || {
+                format!(
+                    "must be at least max_body_bytes ({}), got {}: the largest body must fit",
+                    self.max_body_bytes, l.body_budget_bytes
+                )
+            },
         );
         r.check(
             (8 * 1024..=1024 * 1024).contains(&l.max_header_bytes),
             "limits.max_header_bytes",
-            format!(
-                "must be between 8192 and 1048576, got {}",
-                l.max_header_bytes
-            ),
+            || {
+                format!(
+                    "must be between 8192 and 1048576, got {}",
+                    l.max_header_bytes
+                )
+            },
         );
         r.check(
             l.http2.max_concurrent_streams >= 1,
             "limits.http2.max_concurrent_streams",
-            "must be at least 1",
+            || "must be at least 1".into(),
         );
         for (key, n) in [
             ("stream_window_bytes", l.http2.stream_window_bytes),
@@ -180,37 +177,33 @@ impl ProxyConfig {
             r.check(
                 (65_535..=(1 << 31) - 1).contains(&n),
                 format!("limits.http2.{key}"),
-                format!("must be between 65535 and 2147483647 (HTTP/2), got {n}"),
+                || format!("must be between 65535 and 2147483647 (HTTP/2), got {n}"),
             );
         }
     }
 
     fn check_upstreams(&self, r: &mut Report) {
-        r.check(
-            !self.upstreams.is_empty(),
+        r.check(!self.upstreams.is_empty(), "upstreams", || {
+            "at least one upstream is required".into()
+        });
+        r.each_once(
             "upstreams",
-            "at least one upstream is required",
+            ".name",
+            "upstream name",
+            self.upstreams.iter().map(|u| u.name.as_str()),
         );
-        let mut seen = BTreeSet::new();
         for (i, u) in self.upstreams.iter().enumerate() {
             let at = format!("upstreams[{i}]");
-            r.check(
-                is_dns_label(&u.name),
-                format!("{at}.name"),
+            r.check(is_dns_label(&u.name), format!("{at}.name"), || {
                 format!(
                     "expected a lowercase name of letters, digits and `-` (at most 63), got `{}`",
                     u.name
-                ),
-            );
-            r.check(
-                seen.insert(&u.name),
-                format!("{at}.name"),
-                format!("`{}` is defined twice", u.name),
-            );
+                )
+            });
             r.check(
                 base_url_ok(&u.base_url),
                 format!("{at}.base_url"),
-                format!("expected an http(s) URL with a host and no query, like `https://api.openai.com/v1`, got `{}`", u.base_url),
+                || format!("expected an http(s) URL with a host and no query, like `https://api.openai.com/v1`, got `{}`", u.base_url),
             );
             check_key_source(r, &format!("{at}.api_key"), &u.api_key);
             for name in u.headers.keys() {
@@ -228,8 +221,11 @@ impl ProxyConfig {
                             | "openai-project"
                     ),
                     format!("{at}.headers.{name}"),
-                    "this header is set by the proxy (the upstream key goes in `api_key`, \
-                     OpenAI-Organization and OpenAI-Project in `organization` and `project`)",
+                    || {
+                        "this header is set by the proxy (the upstream key goes in `api_key`, \
+                     OpenAI-Organization and OpenAI-Project in `organization` and `project`)"
+                            .into()
+                    },
                 );
                 r.check(
                     !name.is_empty()
@@ -237,7 +233,7 @@ impl ProxyConfig {
                             .bytes()
                             .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
                     format!("{at}.headers.{name}"),
-                    "expected a header name of letters, digits, `-` and `_`",
+                    || "expected a header name of letters, digits, `-` and `_`".into(),
                 );
             }
             if let Some(t) = &u.timeouts {
@@ -251,7 +247,7 @@ impl ProxyConfig {
                     r.check(
                         !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic()),
                         format!("{at}.{key}"),
-                        format!("expected an id like `org-…` / `proj_…` (printable, no spaces), got `{v}`"),
+                        || format!("expected an id like `org-…` / `proj_…` (printable, no spaces), got `{v}`"),
                     );
                 }
             }
@@ -262,35 +258,29 @@ impl ProxyConfig {
         let upstreams: BTreeSet<_> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
         let known = |name: &str| upstreams.contains(name);
         let names = upstreams.iter().copied().collect::<Vec<_>>().join(", ");
-        r.check(
-            !self.models.is_empty(),
+        r.check(!self.models.is_empty(), "models", || {
+            "at least one model is required".into()
+        });
+        r.each_once(
             "models",
-            "at least one model is required",
+            ".name",
+            "model",
+            self.models.iter().map(|m| m.name.as_str()),
         );
-        let mut seen = BTreeSet::new();
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             r.check(
                 !m.name.is_empty() && m.name.len() <= 256 && !m.name.contains(char::is_whitespace),
                 format!("{at}.name"),
-                format!("expected a model name without spaces, got `{}`", m.name),
+                || format!("expected a model name without spaces, got `{}`", m.name),
             );
-            r.check(
-                seen.insert(&m.name),
-                format!("{at}.name"),
-                format!("`{}` is listed twice", m.name),
-            );
-            r.check(
-                !m.upstreams.is_empty(),
-                format!("{at}.upstreams"),
-                "at least one upstream is required",
-            );
+            r.check(!m.upstreams.is_empty(), format!("{at}.upstreams"), || {
+                "at least one upstream is required".into()
+            });
             for (j, u) in m.upstreams.iter().enumerate() {
-                r.check(
-                    known(u),
-                    format!("{at}.upstreams[{j}]"),
-                    format!("no upstream named `{u}` (defined: {names})"),
-                );
+                r.check(known(u), format!("{at}.upstreams[{j}]"), || {
+                    format!("no upstream named `{u}` (defined: {names})")
+                });
             }
         }
         for (i, p) in self.passthrough.iter().enumerate() {
@@ -298,16 +288,16 @@ impl ProxyConfig {
             r.check(
                 p.path.starts_with("/v1/") && p.path.len() > 4 && !p.path.contains(['?', '#', ' ']),
                 format!("{at}.path"),
-                format!(
-                    "expected a path under /v1/, like `/v1/moderations`, got `{}`",
-                    p.path
-                ),
+                || {
+                    format!(
+                        "expected a path under /v1/, like `/v1/moderations`, got `{}`",
+                        p.path
+                    )
+                },
             );
-            r.check(
-                known(&p.upstream),
-                format!("{at}.upstream"),
-                format!("no upstream named `{}` (defined: {names})", p.upstream),
-            );
+            r.check(known(&p.upstream), format!("{at}.upstream"), || {
+                format!("no upstream named `{}` (defined: {names})", p.upstream)
+            });
         }
     }
 }
@@ -319,33 +309,25 @@ fn check_timeouts(r: &mut Report, at: &str, t: &Timeouts) {
         ("idle", t.idle),
         ("total", t.total),
     ] {
-        r.check(
-            !d.get().is_zero(),
-            format!("{at}.{key}"),
-            "must be longer than 0s",
-        );
+        r.check(!d.get().is_zero(), format!("{at}.{key}"), || {
+            "must be longer than 0s".into()
+        });
     }
-    r.check(
-        t.connect <= t.first_byte,
-        format!("{at}.connect"),
+    r.check(t.connect <= t.first_byte, format!("{at}.connect"), || {
         format!(
             "must not exceed {at}.first_byte ({}), got {}",
             t.first_byte, t.connect
-        ),
-    );
-    r.check(
-        t.first_byte <= t.total,
-        format!("{at}.first_byte"),
+        )
+    });
+    r.check(t.first_byte <= t.total, format!("{at}.first_byte"), || {
         format!(
             "must not exceed {at}.total ({}), got {}",
             t.total, t.first_byte
-        ),
-    );
-    r.check(
-        t.idle <= t.total,
-        format!("{at}.idle"),
-        format!("must not exceed {at}.total ({}), got {}", t.total, t.idle),
-    );
+        )
+    });
+    r.check(t.idle <= t.total, format!("{at}.idle"), || {
+        format!("must not exceed {at}.total ({}), got {}", t.total, t.idle)
+    });
 }
 
 fn split_url(url: &str) -> Option<(&str, &str, &str)> {

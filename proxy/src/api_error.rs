@@ -90,7 +90,9 @@ pub enum ProxyError {
     },
     /// The egress proxy answered 401 or 407: the proxy's credentials for it are missing or
     /// wrong.
-    #[error("The egress proxy refused the proxy's credentials ({status}) while connecting to upstream `{upstream}`.")]
+    #[error(
+        "The egress proxy refused the proxy's credentials ({status}) while connecting to upstream `{upstream}`."
+    )]
     EgressProxyAuth {
         /// The upstream's configured name.
         upstream: std::sync::Arc<str>,

@@ -2,6 +2,10 @@
 //! test signs (a rustls server, with and without client-certificate checks), in front of the
 //! stand-in upstream; and a real HTTP CONNECT proxy (Debian's `tinyproxy`, skipped saying why
 //! where it is not installed) with basic authentication.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup must fail the test"
+)]
 
 mod common;
 #[path = "common/tinyproxy.rs"]
@@ -70,8 +74,14 @@ fn ca_file(ca: &Ca) -> (PathBuf, String) {
 
 fn client_files(pair: &Pair) -> [(PathBuf, String); 2] {
     [
-        (PathBuf::from("secrets/upstream-mtls/tls.crt"), pair.cert.clone()),
-        (PathBuf::from("secrets/upstream-mtls/tls.key"), pair.key.clone()),
+        (
+            PathBuf::from("secrets/upstream-mtls/tls.crt"),
+            pair.cert.clone(),
+        ),
+        (
+            PathBuf::from("secrets/upstream-mtls/tls.key"),
+            pair.key.clone(),
+        ),
     ]
 }
 
@@ -111,7 +121,11 @@ async fn an_internal_ca_is_trusted_beside_the_public_roots_and_a_wrong_one_is_a_
     let server = TlsUpstream::start(&ca.server(&["127.0.0.1"]), None, fake.addr).await;
     let base = format!("https://127.0.0.1:{}/v1", server.addr.port());
 
-    let proxy = start(internal(base.clone(), with_ca(), Egress::default()), &[ca_file(&ca)], &[]);
+    let proxy = start(
+        internal(base.clone(), with_ca(), Egress::default()),
+        &[ca_file(&ca)],
+        &[],
+    );
     let (status, body) = chat(&proxy).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(fake.ctl.count(), 1);
@@ -119,7 +133,11 @@ async fn an_internal_ca_is_trusted_beside_the_public_roots_and_a_wrong_one_is_a_
 
     // Another CA's bundle, and the public roots alone: both refused, named, never a panic.
     let other = Ca::new("someone-else");
-    let wrong = start(internal(base.clone(), with_ca(), Egress::default()), &[ca_file(&other)], &[]);
+    let wrong = start(
+        internal(base.clone(), with_ca(), Egress::default()),
+        &[ca_file(&other)],
+        &[],
+    );
     let (status, body) = chat(&wrong).await;
     assert_tls_failed(status, &body);
     assert!(
@@ -129,7 +147,11 @@ async fn an_internal_ca_is_trusted_beside_the_public_roots_and_a_wrong_one_is_a_
             .contains("not signed by a CA the proxy trusts"),
         "{body}"
     );
-    let public = start(internal(base, UpstreamTls::default(), Egress::default()), &[], &[]);
+    let public = start(
+        internal(base, UpstreamTls::default(), Egress::default()),
+        &[],
+        &[],
+    );
     let (status, body) = chat(&public).await;
     assert_tls_failed(status, &body);
     assert_eq!(fake.ctl.count(), 1, "nothing reached the upstream");
@@ -157,11 +179,19 @@ async fn replace_roots_and_server_name_verify_the_name_the_operator_gives() {
         server_name: Some("llm.internal.example".into()),
         ..with_ca()
     };
-    let proxy = start(internal(base.clone(), tls, Egress::default()), &[ca_file(&ca)], &[]);
+    let proxy = start(
+        internal(base.clone(), tls, Egress::default()),
+        &[ca_file(&ca)],
+        &[],
+    );
     let (status, body) = chat(&proxy).await;
     assert_eq!(status, 200, "{body}");
 
-    let proxy = start(internal(base, with_ca(), Egress::default()), &[ca_file(&ca)], &[]);
+    let proxy = start(
+        internal(base, with_ca(), Egress::default()),
+        &[ca_file(&ca)],
+        &[],
+    );
     let (status, body) = chat(&proxy).await;
     assert_tls_failed(status, &body);
     assert!(
@@ -180,7 +210,11 @@ async fn mutual_tls_presents_the_client_certificate_and_is_refused_without_it() 
     let server = TlsUpstream::start(&ca.server(&["127.0.0.1"]), Some(&ca), fake.addr).await;
     let base = format!("https://127.0.0.1:{}/v1", server.addr.port());
 
-    let without = start(internal(base.clone(), with_ca(), Egress::default()), &[ca_file(&ca)], &[]);
+    let without = start(
+        internal(base.clone(), with_ca(), Egress::default()),
+        &[ca_file(&ca)],
+        &[],
+    );
     let (status, body) = chat(&without).await;
     assert_tls_failed(status, &body);
     assert_eq!(fake.ctl.count(), 0);
@@ -195,7 +229,11 @@ async fn mutual_tls_presents_the_client_certificate_and_is_refused_without_it() 
     let client = ca.client("ai-api-proxy");
     let mut files = vec![ca_file(&ca)];
     files.extend(client_files(&client));
-    let with = start(internal(base.clone(), tls.clone(), Egress::default()), &files, &[]);
+    let with = start(
+        internal(base.clone(), tls.clone(), Egress::default()),
+        &files,
+        &[],
+    );
     let (status, body) = chat(&with).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(fake.ctl.count(), 1);
@@ -249,7 +287,11 @@ async fn a_new_ca_bundle_and_client_certificate_are_used_without_a_restart() {
             break;
         }
     }
-    assert!(ok, "the new CA and certificate were not taken up: {}", proxy.all_output());
+    assert!(
+        ok,
+        "the new CA and certificate were not taken up: {}",
+        proxy.all_output()
+    );
     assert!(
         proxy
             .metric(r#"ai_proxy_key_reloads_total{file="upstream_tls:internal"}"#)
@@ -300,7 +342,11 @@ async fn upstreams_are_reached_through_a_connect_proxy_with_basic_auth() {
 
     let right = tinyproxy::PASSWORD;
     let files = [ca_file(&ca), password_file(right)];
-    let proxy = start(internal(base.clone(), with_ca(), via(&tiny, Some(right))), &files, &[]);
+    let proxy = start(
+        internal(base.clone(), with_ca(), via(&tiny, Some(right))),
+        &files,
+        &[],
+    );
     let (status, body) = chat(&proxy).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(server.handshakes.load(Ordering::SeqCst), 1);
@@ -310,12 +356,19 @@ async fn upstreams_are_reached_through_a_connect_proxy_with_basic_auth() {
         "the tunnel went through tinyproxy: {}",
         tiny.log()
     );
-    assert!(!proxy.all_output().contains(right), "the password is never logged");
+    assert!(
+        !proxy.all_output().contains(right),
+        "the password is never logged"
+    );
 
     // A wrong password: a clear 502, not retried, and still never logged.
     let wrong = "not-the-password";
     let files = [ca_file(&ca), password_file(wrong)];
-    let refused = start(internal(base.clone(), with_ca(), via(&tiny, Some(wrong))), &files, &[]);
+    let refused = start(
+        internal(base.clone(), with_ca(), via(&tiny, Some(wrong))),
+        &files,
+        &[],
+    );
     let (status, body) = chat(&refused).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "egress_proxy_auth_failed", "{body}");
@@ -340,16 +393,31 @@ async fn upstreams_are_reached_through_a_connect_proxy_with_basic_auth() {
             break;
         }
     }
-    assert!(ok, "the new password was not taken up: {}", refused.all_output());
+    assert!(
+        ok,
+        "the new password was not taken up: {}",
+        refused.all_output()
+    );
 
     // Without credentials; and to a port the proxy does not tunnel to.
-    let anonymous = start(internal(base, with_ca(), via(&tiny, None)), &[ca_file(&ca)], &[]);
+    let anonymous = start(
+        internal(base, with_ca(), via(&tiny, None)),
+        &[ca_file(&ca)],
+        &[],
+    );
     let (status, body) = chat(&anonymous).await;
-    assert_eq!(body["error"]["code"], "egress_proxy_auth_failed", "{status} {body}");
+    assert_eq!(
+        body["error"]["code"], "egress_proxy_auth_failed",
+        "{status} {body}"
+    );
     let elsewhere = TlsUpstream::start(&ca.server(&["127.0.0.1"]), None, fake.addr).await;
     let base = format!("https://127.0.0.1:{}/v1", elsewhere.addr.port());
     let files = [ca_file(&ca), password_file(right)];
-    let blocked = start(internal(base, with_ca(), via(&tiny, Some(right))), &files, &[]);
+    let blocked = start(
+        internal(base, with_ca(), via(&tiny, Some(right))),
+        &files,
+        &[],
+    );
     let (status, body) = chat(&blocked).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "egress_proxy_failed", "{body}");
@@ -383,7 +451,10 @@ async fn without_egress_settings_https_proxy_and_no_proxy_are_read_from_the_envi
     let direct = start(
         config.clone(),
         &[ca_file(&ca)],
-        &[("HTTPS_PROXY", &with_credentials), ("NO_PROXY", "localhost,127.0.0.0/8")],
+        &[
+            ("HTTPS_PROXY", &with_credentials),
+            ("NO_PROXY", "localhost,127.0.0.0/8"),
+        ],
     );
     let (status, body) = chat(&direct).await;
     assert_eq!(status, 200, "{body}");

@@ -39,6 +39,44 @@ pub fn replicas_to_hand_over(desired: &Object, live: &DynamicObject) -> Option<i
         .flatten()
 }
 
+/// The replicas a Deployment that does not exist yet starts with when an HPA in `objects`
+/// scales it: the HPA's `minReplicas` (default 1). `None` when `desired` sets its own replicas
+/// or nothing scales it. Created without `spec.replicas`, it would start at 1 and wait there
+/// until the HPA raised it to the environment's floor.
+pub fn first_replicas(desired: &Object, objects: &[&Object]) -> Option<i32> {
+    let Object::Deployment(d) = desired else {
+        return None;
+    };
+    if d.spec.as_ref().and_then(|s| s.replicas).is_some() {
+        return None;
+    }
+    objects.iter().find_map(|o| match o {
+        Object::HorizontalPodAutoscaler(hpa) => {
+            let spec = hpa.spec.as_ref()?;
+            (spec.scale_target_ref.kind == "Deployment"
+                && spec.scale_target_ref.name == desired.name())
+            .then_some(spec.min_replicas.unwrap_or(1))
+        }
+        _ => None,
+    })
+}
+
+/// Creates `desired` with `spec.replicas: replicas` (ours, for this one request) and hands
+/// the count over at once; the apply that follows (without replicas) leaves it to the HPA.
+pub async fn start_at(api: &Api<DynamicObject>, desired: &Object, replicas: i32) -> Result<()> {
+    let mut first = serde_json::to_value(desired).unwrap_or_default();
+    first["spec"]["replicas"] = json!(replicas);
+    let params = PatchParams::apply(FIELD_MANAGER);
+    api.patch(desired.name(), &params, &Patch::Apply(&first))
+        .await
+        .map_err(Error::kube(format!(
+            "create Deployment {}/{} with {replicas} replicas",
+            desired.namespace().unwrap_or_default(),
+            desired.name()
+        )))?;
+    hand_over(api, desired, i64::from(replicas)).await
+}
+
 /// Applies `spec.replicas: replicas` alone with [`HANDOVER_MANAGER`] (forced: the value is
 /// the live one, so nothing changes but who owns it).
 pub async fn hand_over(api: &Api<DynamicObject>, desired: &Object, replicas: i64) -> Result<()> {
@@ -113,5 +151,23 @@ mod tests {
             replicas_to_hand_over(&deployment("development"), &live("infra", owned)),
             None
         );
+    }
+
+    #[test]
+    fn a_new_autoscaled_deployment_starts_at_the_hpas_floor() {
+        let all = objects(&load("production"), "production");
+        let refs: Vec<&Object> = all.iter().collect();
+        // production: autoscaling with min_replicas = 2.
+        assert_eq!(first_replicas(&deployment("production"), &refs), Some(2));
+        let without_hpa: Vec<&Object> = refs
+            .iter()
+            .copied()
+            .filter(|o| o.kind() != "HorizontalPodAutoscaler")
+            .collect();
+        assert_eq!(
+            first_replicas(&deployment("production"), &without_hpa),
+            None
+        );
+        assert_eq!(first_replicas(&deployment("development"), &refs), None);
     }
 }

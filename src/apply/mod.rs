@@ -10,10 +10,14 @@ pub mod diagnose;
 pub mod discovery;
 pub mod handover;
 pub mod live;
+pub mod lock;
 pub mod preflight;
 pub mod prune;
+pub mod release;
+pub mod revision;
 pub mod server_side;
 pub mod set;
+pub mod target;
 pub mod wait;
 
 use std::fmt;
@@ -90,6 +94,59 @@ pub enum Error {
     /// An object did not become ready in time, or failed.
     #[error("{0}")]
     NotReady(String),
+    /// Another apply or rollback of the environment holds its lock.
+    #[error(
+        "another apply of this environment is running: {}; wait for it with \
+         --wait-for-lock <DURATION>, or try again later (a crashed holder's lease expires by itself)",
+        lock::describe_holder(.0)
+    )]
+    Locked(lock::Holder),
+    /// The revision asked for does not exist.
+    #[error("{0}")]
+    NoRevision(String),
+    /// A stored revision cannot be read.
+    #[error(transparent)]
+    Store(#[from] revision::FormatError),
+    /// `--atomic`: the apply failed after writing, and the last deployed revision was applied
+    /// again, successfully.
+    #[error(
+        "{cause}\n\nrevision {failed} failed: rolled back to revision {to} (recorded as revision {recorded})"
+    )]
+    RolledBack {
+        /// Why the apply failed.
+        cause: Box<Error>,
+        /// The failed revision.
+        failed: u32,
+        /// The revision applied again.
+        to: u32,
+        /// The revision recording the rollback.
+        recorded: u32,
+    },
+    /// `--atomic`: the apply failed after writing, and rolling back failed too.
+    #[error(
+        "{cause}\n\nrevision {failed} failed, and rolling back to revision {to} failed too:\n{rollback}"
+    )]
+    RollbackFailed {
+        /// Why the apply failed.
+        cause: Box<Error>,
+        /// The failed revision.
+        failed: u32,
+        /// The revision the rollback applied.
+        to: u32,
+        /// Why the rollback failed.
+        rollback: Box<Error>,
+    },
+    /// `--atomic`: the apply failed after writing, and no earlier revision was deployed.
+    #[error(
+        "{cause}\n\nrevision {failed} failed, and there is no earlier deployed revision to roll \
+         back to: it stays as it is (fix it and apply again)"
+    )]
+    NothingToRollBackTo {
+        /// Why the apply failed.
+        cause: Box<Error>,
+        /// The failed revision.
+        failed: u32,
+    },
 }
 
 impl Error {

@@ -135,12 +135,13 @@ pub async fn apply(
     report: &mut impl FnMut(&Outcome),
 ) -> Result<Vec<Outcome>> {
     let params = params(force, false);
+    let objects: Vec<&Object> = planned.iter().map(|p| p.object).collect();
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(planned.len());
     for (i, p) in planned.iter().enumerate() {
         let object = p.object;
         let action = p.action();
         if action != Action::Unchanged
-            && let Err(cause) = apply_one(client, p, &params).await
+            && let Err(cause) = apply_one(client, p, &objects, &params).await
         {
             return Err(Error::Partial {
                 applied: outcomes,
@@ -163,9 +164,18 @@ pub async fn apply(
     Ok(outcomes)
 }
 
-async fn apply_one(client: &kube::Client, p: &Planned<'_>, params: &PatchParams) -> Result<()> {
+async fn apply_one(
+    client: &kube::Client,
+    p: &Planned<'_>,
+    objects: &[&Object],
+    params: &PatchParams,
+) -> Result<()> {
     let api = api_of(client, p.object);
-    if let Some(replicas) = p
+    if p.live.is_none()
+        && let Some(replicas) = handover::first_replicas(p.object, objects)
+    {
+        handover::start_at(&api, p.object, replicas).await?;
+    } else if let Some(replicas) = p
         .live
         .as_ref()
         .and_then(|live| handover::replicas_to_hand_over(p.object, live))

@@ -3,13 +3,13 @@
 //! (conflicts and refusals before any write), apply in render order, prune of what left the
 //! plan, the parent's final record, and the wait. `cmd/apply.rs` only parses and prints.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::discovery::Discovery;
-use super::{Error, Outcome, Result, applyset, preflight, prune, server_side, summary, wait};
-use crate::objects::{self, Object, Readiness};
-use crate::pipeline::Built;
+use ai_api_proxy_config::{ConfigMapRef, SecretRef};
+
+use super::target::{Setup, Target};
+use super::{Error, Outcome, Result, preflight, prune, server_side, summary, wait};
+use crate::objects::{Object, Readiness};
 
 /// How to apply.
 #[derive(Clone, Debug)]
@@ -35,57 +35,28 @@ pub enum Event<'a> {
     Status(&'a str),
 }
 
-/// The environment's objects plus the ApplySet parent recording `group_kinds`.
-pub fn with_parent(built: &Built, env_name: &str, group_kinds: &BTreeSet<String>) -> Vec<Object> {
-    let mut plan = built.objects.clone();
-    plan.push(Object::ConfigMap(objects::applyset::parent(
-        &built.env,
-        env_name,
-        group_kinds,
-    )));
-    plan
-}
-
-/// The group-kinds of the set's members: every object we build but the Namespace.
-pub fn member_kinds(built: &Built) -> BTreeSet<String> {
-    built
-        .objects
-        .iter()
-        .filter(|o| o.kind_of().prunable())
-        .map(|o| o.kind_of().meta().group_kind())
-        .collect()
-}
-
-/// Applies `built` (environment `env_name`) with `options`.
+/// Applies `target` with `options`.
 pub async fn run(
     client: &kube::Client,
-    built: &Built,
-    env_name: &str,
+    target: &Target,
     options: &Options,
     report: &mut impl FnMut(Event<'_>),
 ) -> Result<Vec<Outcome>> {
-    let env = &built.env;
-    let namespace = env.namespace.as_str();
-    let discovery = Discovery::read(client).await?;
-
-    // The parent records the union of what the cluster may hold (its old record) and what we
-    // apply, until prune has removed what left the plan.
-    let id = objects::applyset::id(env);
-    let parent_name = objects::applyset::parent_name(env);
-    let recorded = applyset::recorded_kinds(client, namespace, &parent_name, &id).await?;
-    let members = member_kinds(built);
-    let superset: BTreeSet<String> = members.union(&recorded).cloned().collect();
-    let plan = with_parent(built, env_name, &superset);
-    let prune_kinds = prune::kinds(&recorded, &discovery);
+    let namespace = target.namespace.as_str();
+    let setup = Setup::read(client, target).await?;
+    let superset = setup.superset();
+    let plan = target.with_parent(&superset);
+    let secrets: Vec<&SecretRef> = target.secrets.iter().collect();
+    let config_maps: Vec<&ConfigMapRef> = target.config_maps.iter().collect();
 
     let checked = preflight::run(
         client,
-        &discovery,
+        &setup.discovery,
         &plan,
-        options.prune.then_some(prune_kinds.as_slice()),
+        options.prune.then_some(setup.prune_kinds.as_slice()),
         namespace,
-        &env.proxy.secret_refs(),
-        &env.proxy.config_map_refs(),
+        &secrets,
+        &config_maps,
     )
     .await?;
     let planned = server_side::check(
@@ -95,9 +66,15 @@ pub async fn run(
         checked.namespace_exists,
     )
     .await?;
-    let selector = objects::applyset::member_selector(env, env_name);
     let candidates = if options.prune {
-        prune::candidates(client, namespace, &prune_kinds, &selector, &plan).await?
+        prune::candidates(
+            client,
+            namespace,
+            &setup.prune_kinds,
+            &target.selector,
+            &plan,
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -131,10 +108,8 @@ pub async fn run(
             });
         }
     }
-    if options.prune && superset != members && !options.dry_run {
-        let parent = [Object::ConfigMap(objects::applyset::parent(
-            env, env_name, &members,
-        ))];
+    if options.prune && superset != setup.members && !options.dry_run {
+        let parent = [target.parent_recording(&setup.members)];
         let final_record = server_side::check(client, &parent, false, true).await?;
         server_side::apply(client, &final_record, false, &mut |_| {}).await?;
     }
@@ -144,12 +119,13 @@ pub async fn run(
         "Applied"
     };
     report(Event::Note(&format!(
-        "\n{verb} `{env_name}` in {namespace}: {}.",
+        "\n{verb} `{}` in {namespace}: {}.",
+        target.env_name,
         summary(&outcomes)
     )));
 
     if let (Some(timeout), false) = (options.wait, options.dry_run) {
-        let awaited: Vec<&Object> = built
+        let awaited: Vec<&Object> = target
             .objects
             .iter()
             .filter(|o| o.kind_of().readiness() != Readiness::Exists)

@@ -55,18 +55,19 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// `infra plan --live`: the plan against the cluster, and what it was compared with
-/// (`<cluster URL>, namespace <ns>`).
+/// `infra plan --live`: the plan against the cluster, what it was compared with (`<cluster
+/// URL>, namespace <ns>`), and the live revision.
 pub fn live_plan(
     cluster: &ClusterArgs,
     built: &crate::pipeline::Built,
     env_name: &str,
-) -> anyhow::Result<(crate::plan::Plan, String)> {
+) -> anyhow::Result<(crate::apply::live::Live, String)> {
     runtime()?.block_on(async {
         let (client, url) = cluster.client().await?;
-        let plan = crate::apply::live::plan(&client, built, env_name).await?;
+        let target = crate::apply::target::Target::of_built(built, env_name);
+        let live = crate::apply::live::plan(&client, &target).await?;
         Ok((
-            plan,
+            live,
             format!("{url}, namespace {}", built.env.namespace.as_str()),
         ))
     })

@@ -6,9 +6,12 @@ mod config;
 mod diff;
 mod docs;
 mod envs;
+mod history;
 mod plan;
 mod render;
+mod rollback;
 mod schema;
+mod screen;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,12 +60,31 @@ enum Command {
     /// render order, field manager `infra`, plus the ApplySet parent ConfigMap
     /// `applyset-<name>`; (4) prune of members of the set that left the plan (never the
     /// Namespace, never an object without our labels); (5) wait until every object is ready.
+    /// The whole apply holds the environment's lock (a Lease `applyset-<name>-lock`: a second
+    /// apply fails at once naming the holder, or queues with --wait-for-lock), and is recorded
+    /// as a revision (`infra history`, `infra rollback`); with --atomic a failure after the
+    /// first write applies the last deployed revision again at once.
     ///
     /// The cluster comes from --kubeconfig/--context, else KUBECONFIG (or ~/.kube/config), else
     /// the in-cluster service account; the namespace always from the environment. Exit status:
     /// 0 applied (and ready), 1 on an invalid environment, a failed preflight, a conflict, an
     /// API error, or an object that failed or timed out; 2 on a usage error.
     Apply(apply::ApplyArgs),
+    /// Show the revisions of an environment recorded in the cluster, newest first.
+    ///
+    /// Every apply and rollback that wrote to the cluster is recorded as a revision beside the
+    /// ApplySet parent (ConfigMaps `applyset-<name>-rev-<N>`, format `infra.revision/v1`):
+    /// number, time, who applied it, status (deployed, superseded, failed, rolled-back), the
+    /// commit of the environment files and a one-line summary. Reads only `name` and
+    /// `namespace` from the environment files.
+    History(history::HistoryArgs),
+    /// Apply a recorded revision again (default: the last deployed before the current one).
+    ///
+    /// The revision's objects go through the same preflight, dry run, conflict rules, prune
+    /// and wait as `apply`, and the rollback is recorded as a new revision; the revision it
+    /// undid becomes `rolled-back`. Reads the revision from the cluster, not the environment
+    /// files (only their `name` and `namespace`), so it works when they no longer build.
+    Rollback(rollback::RollbackArgs),
     /// Show the merged environment as TOML, each value followed by where it came from.
     ///
     /// Values are the validated environment's, defaults included: after each, the file and
@@ -109,6 +131,8 @@ impl Cli {
             Command::Render(args) => args.run(&self.environments, &self.out),
             Command::Plan(args) => args.run(&self.environments, &self.out),
             Command::Apply(args) => args.run(&self.environments),
+            Command::History(args) => args.run(&self.environments),
+            Command::Rollback(args) => args.run(&self.environments),
             Command::Config(args) => args.run(&self.environments),
             Command::Diff(args) => args.run(&self.environments),
             Command::Envs => envs::run(&self.environments),
@@ -119,6 +143,13 @@ impl Cli {
     }
 }
 
+/// Where an environment's ApplySet (and its revisions and lock) lives.
+struct Place {
+    namespace: String,
+    /// The parent ConfigMap's name.
+    parent: String,
+}
+
 impl EnvArgs {
     fn layers(&self, dir: &std::path::Path) -> Layers {
         Layers {
@@ -126,6 +157,24 @@ impl EnvArgs {
             env: self.env.clone(),
             sets: self.sets.clone(),
         }
+    }
+
+    /// Where the environment's set lives, read from its layers without validating the rest
+    /// (`name` and `namespace` only), so `history` and `rollback` work when it does not build.
+    fn locate(&self, dir: &std::path::Path) -> anyhow::Result<Place> {
+        let figment = crate::config::figment(&self.layers(dir))?;
+        let read = |key: &str| {
+            figment
+                .extract_inner::<crate::config::DnsLabel>(key)
+                .map(|v| v.as_str().to_owned())
+                .map_err(|e| {
+                    anyhow::anyhow!("environment `{}`: cannot read `{key}`: {e}", self.env)
+                })
+        };
+        Ok(Place {
+            namespace: read("namespace")?,
+            parent: crate::objects::applyset::parent_name_of(&read("name")?),
+        })
     }
 
     /// Loads and validates the environment and builds its objects.

@@ -90,13 +90,14 @@ impl PlanArgs {
             };
             let plan = args.build(environments).and_then(|built| {
                 if self.live {
-                    return super::cluster::live_plan(&self.cluster, &built, name);
+                    let (live, folder) = super::cluster::live_plan(&self.cluster, &built, name)?;
+                    return Ok((live.plan, folder, live.revision));
                 }
                 let (current, rendered) = (output::read(&dir)?, built.files()?);
                 let plan = plan::compare(&current, &rendered, Sides::default());
-                Ok((plan, dir.display().to_string()))
+                Ok((plan, dir.display().to_string(), None))
             });
-            let (plan, folder) = match plan {
+            let (plan, folder, revision) = match plan {
                 Ok(plan) => plan,
                 Err(e) if self.all => {
                     eprintln!("error: {e:#}");
@@ -110,13 +111,26 @@ impl PlanArgs {
                 Err(e) => return Err(e),
             };
             if self.output == Output::Json {
-                plans.push(plan.json(&[("environment", name), ("folder", &folder)]));
+                let mut json = plan.json(&[("environment", name), ("folder", &folder)]);
+                if let Some(r) = &revision {
+                    json["live_revision"] = serde_json::json!({
+                        "number": r.number, "status": r.status, "time": r.time,
+                        "who": r.who, "drift": r.drift,
+                    });
+                }
+                plans.push(json);
             } else {
                 if i > 0 {
                     println!();
                 }
                 print!("{}", plan.report(self.color.enabled()));
                 println!("\nPlan for {folder}: {}.", plan.summary());
+                if self.live {
+                    match &revision {
+                        Some(r) => println!("{}", r.line()),
+                        None => println!("Live revision: none (no recorded apply)."),
+                    }
+                }
             }
             if self.check && !plan.is_empty() {
                 stale(&plan, &folder, name, self.live);

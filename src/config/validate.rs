@@ -16,13 +16,16 @@ mod shared_limits;
 mod tests;
 mod traffic;
 
-use ai_api_proxy_config::Problem;
+use ai_api_proxy_config::{Problem, Report};
 
 pub use secrets::{looks_like_secret, redact_text};
 
 use super::Environment;
 
-/// Every broken rule, with the key path (from the environment root) where it is broken.
+/// Every broken rule, with the key path (from the environment root) where it is broken, in
+/// the order the rules run. A rule that compares its key with another quotes the other key by
+/// its full dotted path (`autoscaling.min_replicas`): the loader looks such paths up and names
+/// the layer that set them when it is not the one that set the reported key.
 pub fn check(env: &Environment) -> Vec<Problem> {
     let mut r = Report::default();
     if let Err(problems) = env.proxy.validate() {
@@ -46,36 +49,13 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     egress::egress(&mut r, env);
     secrets::no_secret_values(&mut r, env);
     // Messages quote the values they reject; a rejected value that is a credential is not repeated.
-    r.0.into_iter()
+    r.into_problems()
+        .into_iter()
         .map(|p| Problem {
             path: redact_text(&p.path),
             message: redact_text(&p.message),
         })
         .collect()
-}
-
-/// Collects problems in the order the rules run.
-///
-/// A rule that compares its key with another quotes the other key by its full dotted path
-/// (`autoscaling.min_replicas`): the loader looks such paths up and names the layer that set
-/// them when it is not the one that set the reported key.
-#[derive(Default)]
-pub(crate) struct Report(Vec<Problem>);
-
-impl Report {
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// Reports `message` at `path` unless `ok`.
-    fn check(&mut self, ok: bool, path: impl Into<String>, message: impl FnOnce() -> String) {
-        if !ok {
-            self.push(path, message());
-        }
-    }
 }
 
 /// `parent.key`, quoting `key` like TOML does when it is not a bare key (`ingress.annotations."a/b"`).

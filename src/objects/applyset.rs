@@ -31,7 +31,12 @@ pub const TOOL: &str = "infra";
 
 /// Name of the parent ConfigMap, in `env.namespace`.
 pub fn parent_name(env: &Environment) -> String {
-    format!("applyset-{}", env.name.as_str())
+    parent_name_of(env.name.as_str())
+}
+
+/// Name of the parent ConfigMap of the application named `name` (the environment's `name`).
+pub fn parent_name_of(name: &str) -> String {
+    format!("applyset-{name}")
 }
 
 /// The set's id: `applyset-<base64url(sha256(<name>.<namespace>.ConfigMap.))>-v1`, as kubectl
@@ -75,6 +80,17 @@ pub fn parent(env: &Environment, env_name: &str, group_kinds: &BTreeSet<String>)
         },
         ..Default::default()
     }
+}
+
+/// `parent` recording `group_kinds` (in its [`CONTAINS_GROUP_KINDS`] annotation) instead of
+/// what it recorded.
+pub fn recording(parent: &ConfigMap, group_kinds: &BTreeSet<String>) -> ConfigMap {
+    let mut parent = parent.clone();
+    parent.metadata.annotations.get_or_insert_default().insert(
+        CONTAINS_GROUP_KINDS.to_owned(),
+        group_kinds.iter().cloned().collect::<Vec<_>>().join(","),
+    );
+    parent
 }
 
 /// Unpadded base64 with the URL-safe alphabet (RFC 4648 §5).

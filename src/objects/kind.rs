@@ -120,6 +120,27 @@ macro_rules! kinds {
             }
         }
 
+        impl Object {
+            /// The object `value` holds (a JSON object with `apiVersion` and `kind`), typed;
+            /// `Err` names what is wrong: an unknown kind, another `apiVersion`, bad fields.
+            pub fn from_json(value: serde_json::Value) -> Result<Object, String> {
+                let kind = value["kind"].as_str().unwrap_or_default().to_owned();
+                let api_version = value["apiVersion"].as_str().unwrap_or_default().to_owned();
+                let found = Kind::from_name(&kind)
+                    .ok_or_else(|| format!("`{kind}` is not a kind infra builds"))?;
+                if found.meta().api_version != api_version {
+                    return Err(format!(
+                        "{kind} is {} here, not `{api_version}`",
+                        found.meta().api_version
+                    ));
+                }
+                let typed = |e: serde_json::Error| format!("{kind}: {e}");
+                Ok(match found {
+                    $( Kind::$variant => Object::$variant(serde_json::from_value(value).map_err(typed)?), )+
+                })
+            }
+        }
+
         impl serde::Serialize for Object {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 match self {

@@ -84,7 +84,12 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
         ports: Some(vec![port("UDP", DNS_PORT), port("TCP", DNS_PORT)]),
     }];
 
-    let proxied = |base_url: &str| env.proxy.egress.as_ref().is_some_and(|e| e.proxies(base_url));
+    let proxied = |base_url: &str| {
+        env.proxy
+            .egress
+            .as_ref()
+            .is_some_and(|e| e.proxies(base_url))
+    };
     let ports: BTreeSet<u16> = env
         .proxy
         .upstreams
@@ -361,7 +366,11 @@ mod tests {
             ..StorePeers::default()
         });
         let egress = spec(&env).egress.unwrap_or_default();
-        assert_eq!(egress.len(), 4, "DNS, the direct upstream, the proxy, the store");
+        assert_eq!(
+            egress.len(),
+            4,
+            "DNS, the direct upstream, the proxy, the store"
+        );
         assert_eq!(
             ports(&egress[1]),
             [("TCP".into(), 8443)],
@@ -379,10 +388,16 @@ mod tests {
 
         env.proxy.upstreams.pop();
         let egress = spec(&env).egress.unwrap_or_default();
-        assert_eq!(egress.len(), 3, "no upstream CIDR rule: all go through the proxy");
+        assert_eq!(
+            egress.len(),
+            3,
+            "no upstream CIDR rule: all go through the proxy"
+        );
         assert_eq!(ports(&egress[1]), [("TCP".into(), 3128)]);
         assert!(
-            egress.iter().all(|r| !cidrs(r).contains(&"0.0.0.0/0".to_owned())),
+            egress
+                .iter()
+                .all(|r| !cidrs(r).contains(&"0.0.0.0/0".to_owned())),
             "the upstreams' CIDRs are not admitted"
         );
     }

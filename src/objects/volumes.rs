@@ -268,7 +268,9 @@ mod tests {
         });
         let (volumes, mounts) = volumes_and_mounts(&env);
         let volume = volumes.iter().find(|v| v.name == "configmap-internal-ca");
-        let source = volume.and_then(|v| v.config_map.clone()).unwrap_or_default();
+        let source = volume
+            .and_then(|v| v.config_map.clone())
+            .unwrap_or_default();
         assert_eq!(source.name, "internal-ca");
         assert_eq!(
             source.items.unwrap_or_default()[0].path,

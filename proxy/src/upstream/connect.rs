@@ -108,7 +108,9 @@ impl ConnectSpec {
             .with_tls_config(ClientConfig::clone(tls))
             .https_or_http();
         let builder = match &self.server_name {
-            Some(name) => builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone())),
+            Some(name) => {
+                builder.with_server_name_resolver(FixedServerNameResolver::new(name.clone()))
+            }
             None => builder,
         };
         let https = builder.enable_http1().enable_http2().wrap_connector(route);
@@ -131,10 +133,11 @@ pub fn find<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Optio
         if let Some(t) = e.downcast_ref::<T>() {
             return Some(t);
         }
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(t) = find::<T>(inner) {
-                return Some(t);
-            }
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(t) = inner.and_then(|inner| find::<T>(inner)) {
+            return Some(t);
         }
         next = e.source();
     }

@@ -44,7 +44,10 @@ impl EgressPlan {
         let intercept = match &egress.https_proxy {
             Some(url) => {
                 let probe = Uri::from_static("https://upstream.invalid/");
-                let found = Matcher::builder().https(url.clone()).build().intercept(&probe);
+                let found = Matcher::builder()
+                    .https(url.clone())
+                    .build()
+                    .intercept(&probe);
                 Some(found.ok_or("the egress proxy is not a URL like `http://host:port`")?)
             }
             None => None,
@@ -68,9 +71,7 @@ impl EgressPlan {
     /// The proxy to tunnel through towards the upstream at `base_url`, if any
     /// ([`Egress::proxies`] decides: `https://` upstreams that `no_proxy` does not list).
     pub fn proxy_for(&self, base_url: &str) -> Option<Uri> {
-        self.proxy
-            .clone()
-            .filter(|_| self.egress.proxies(base_url))
+        self.proxy.clone().filter(|_| self.egress.proxies(base_url))
     }
 
     /// The `Proxy-Authorization` value in force.
@@ -121,8 +122,8 @@ mod tests {
 
     #[test]
     fn https_upstreams_go_through_the_proxy_unless_listed() {
-        let plan = EgressPlan::new(Some(&egress(&["llm.internal", "10.0.0.0/8"])), Some("pw"))
-            .unwrap();
+        let plan =
+            EgressPlan::new(Some(&egress(&["llm.internal", "10.0.0.0/8"])), Some("pw")).unwrap();
         let via = |u: &str| plan.proxy_for(u).map(|p| p.to_string());
         assert_eq!(
             via("https://api.openai.com/v1").as_deref(),
@@ -130,7 +131,11 @@ mod tests {
         );
         assert_eq!(via("https://a.llm.internal/v1"), None);
         assert_eq!(via("https://10.2.3.4:8443/v1"), None);
-        assert_eq!(via("http://api.openai.com/v1"), None, "plain HTTP goes direct");
+        assert_eq!(
+            via("http://api.openai.com/v1"),
+            None,
+            "plain HTTP goes direct"
+        );
         let auth = plan.authorization().unwrap();
         assert!(auth.is_sensitive());
         assert_eq!(auth, "Basic c3ZjOnB3");

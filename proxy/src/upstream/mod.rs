@@ -256,10 +256,7 @@ impl Upstream {
                 None => return Err(SendError::Broken),
             }
         };
-        client
-            .request(request)
-            .await
-            .map_err(|e| self.failure(&e))
+        client.request(request).await.map_err(|e| self.failure(&e))
     }
 
     /// What a failed exchange was: TLS and egress proxy refusals are named (and logged with

@@ -41,7 +41,10 @@ impl TlsFiles {
 
     /// Every file read, to watch for changes.
     pub fn paths(&self) -> Vec<PathBuf> {
-        let identity = self.identity.iter().flat_map(|(c, k)| [c.clone(), k.clone()]);
+        let identity = self
+            .identity
+            .iter()
+            .flat_map(|(c, k)| [c.clone(), k.clone()]);
         self.ca.iter().cloned().chain(identity).collect()
     }
 
@@ -64,12 +67,11 @@ impl TlsFiles {
             Some(path) => named(path)(e),
             None => e,
         })?;
-        let builder = ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
-        .with_root_certificates(roots);
+        let builder =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS setup failed: {e}"))?
+                .with_root_certificates(roots);
         let config = match (&identity, &self.identity) {
             (Some((cert, key)), Some((cert_path, key_path))) => {
                 let chain = certificates(cert).map_err(named(cert_path))?;
@@ -140,7 +142,9 @@ pub fn client_reason(e: &rustls::Error) -> &'static str {
             "its certificate has expired"
         }
         E::InvalidCertificate(_) => "its certificate was refused",
-        E::AlertReceived(_) => "it refused the handshake (a client certificate missing or not trusted?)",
+        E::AlertReceived(_) => {
+            "it refused the handshake (a client certificate missing or not trusted?)"
+        }
         _ => "the TLS handshake failed",
     }
 }
@@ -167,7 +171,13 @@ mod tests {
             ca: Some(dir.join("absent.crt")),
             ..TlsFiles::default()
         };
-        assert!(missing.load().err().unwrap_or_default().contains("absent.crt"));
+        assert!(
+            missing
+                .load()
+                .err()
+                .unwrap_or_default()
+                .contains("absent.crt")
+        );
         assert!(TlsFiles::default().load().is_ok(), "the public roots alone");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -61,7 +61,8 @@ pub async fn open(
         .await
         .map_err(|e| fail(EgressFailure::Unreachable, chain(&e)))?
         .into_inner();
-    let mut request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();
+    let mut request =
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n").into_bytes();
     if let Some(auth) = &auth {
         request.extend_from_slice(b"Proxy-Authorization: ");
         request.extend_from_slice(auth.as_bytes());
@@ -83,8 +84,14 @@ pub async fn open(
     let line = head.lines().next().unwrap_or_default().to_owned();
     match status {
         200..=299 => Ok(TokioIo::new(tcp)),
-        401 | 407 => Err(fail(EgressFailure::Auth(status), format!("answered `{line}`"))),
-        _ => Err(fail(EgressFailure::Refused(Some(status)), format!("answered `{line}`"))),
+        401 | 407 => Err(fail(
+            EgressFailure::Auth(status),
+            format!("answered `{line}`"),
+        )),
+        _ => Err(fail(
+            EgressFailure::Refused(Some(status)),
+            format!("answered `{line}`"),
+        )),
     }
 }
 
@@ -94,7 +101,9 @@ async fn read_head(tcp: &mut TcpStream) -> Result<String, String> {
     let mut head = Vec::with_capacity(256);
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_HEAD {
-            return Err(format!("the answer to CONNECT is longer than {MAX_HEAD} bytes"));
+            return Err(format!(
+                "the answer to CONNECT is longer than {MAX_HEAD} bytes"
+            ));
         }
         let byte = tcp
             .read_u8()
@@ -134,7 +143,10 @@ mod tests {
     #[test]
     fn the_status_is_read_from_the_answer_line() {
         assert_eq!(status("HTTP/1.0 401 Unauthorized\r\n\r\n"), Some(401));
-        assert_eq!(status("HTTP/1.1 200 Connection established\r\n\r\n"), Some(200));
+        assert_eq!(
+            status("HTTP/1.1 200 Connection established\r\n\r\n"),
+            Some(200)
+        );
         assert_eq!(status("SSH-2.0-OpenSSH\r\n\r\n"), None);
         assert_eq!(status("HTTP/1.1 20 x\r\n\r\n"), None);
     }

@@ -12,6 +12,7 @@
 )]
 
 pub mod fake;
+pub mod sdk;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -44,10 +44,8 @@ impl Tinyproxy {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let dir = std::env::temp_dir().join(format!(
-            "tinyproxy-test-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("tinyproxy-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("tinyproxy.conf");
         std::fs::write(

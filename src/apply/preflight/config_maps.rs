@@ -40,7 +40,10 @@ pub async fn check(
     let found = join_all(refs.iter().map(|r| maps.get_opt(&r.name))).await;
     let mut problems = Vec::new();
     for (r, map) in refs.iter().zip(found) {
-        let map = map.map_err(Error::kube(format!("read ConfigMap {namespace}/{}", r.name)))?;
+        let map = map.map_err(Error::kube(format!(
+            "read ConfigMap {namespace}/{}",
+            r.name
+        )))?;
         problems.extend(missing(r, map.as_ref()));
     }
     Ok(problems)
@@ -106,12 +109,19 @@ mod tests {
             data: Some(BTreeMap::from([("bundle.pem".into(), "…".into())])),
             ..Default::default()
         };
-        assert_eq!(missing(&reference(), Some(&map)).map(|p| describe("ai-services", &p)).as_deref(), Some(
-            "ConfigMap `internal-ca` in namespace `ai-services` has no key `ca.crt` (it has keys bundle.pem); recreate it with that key:\n    kubectl -n ai-services create configmap internal-ca --from-file=ca.crt=<file> --dry-run=client -o yaml | kubectl apply -f -"
-        ));
+        assert_eq!(
+            missing(&reference(), Some(&map))
+                .map(|p| describe("ai-services", &p))
+                .as_deref(),
+            Some(
+                "ConfigMap `internal-ca` in namespace `ai-services` has no key `ca.crt` (it has keys bundle.pem); recreate it with that key:\n    kubectl -n ai-services create configmap internal-ca --from-file=ca.crt=<file> --dry-run=client -o yaml | kubectl apply -f -"
+            )
+        );
         let text = describe("ai-services", &missing(&reference(), None).unwrap());
         assert!(
-            text.starts_with("ConfigMap `internal-ca` (key `ca.crt`) does not exist in namespace `ai-services`"),
+            text.starts_with(
+                "ConfigMap `internal-ca` (key `ca.crt`) does not exist in namespace `ai-services`"
+            ),
             "{text}"
         );
         let map = ConfigMap {

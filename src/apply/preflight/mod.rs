@@ -160,7 +160,8 @@ pub async fn run(
     );
     problems.extend(access?);
     let namespace_exists = namespace_exists?;
-    if !namespace_exists && !(refs.is_empty() && maps.is_empty()) {
+    let reads_some = !refs.is_empty() || !maps.is_empty();
+    if !namespace_exists && reads_some {
         problems.push(Problem::NoNamespace(namespace.to_owned()));
     }
     problems.extend(secrets?.into_iter().map(|problem| Problem::Secret {

@@ -28,7 +28,12 @@ pub(super) fn egress(r: &mut Report, env: &Environment) {
         );
         return;
     };
-    check_peers(r, "network_policy.egress_proxy", peers, "the egress proxy's");
+    check_peers(
+        r,
+        "network_policy.egress_proxy",
+        peers,
+        "the egress proxy's",
+    );
 }
 
 #[cfg(test)]
@@ -77,7 +82,9 @@ mod tests {
         });
         assert_eq!(
             problems(&env),
-            ["network_policy.egress_proxy.cidrs[0]: `10.9.0.1/16` has host bits set: expected the network address, `10.9.0.0/16`"]
+            [
+                "network_policy.egress_proxy.cidrs[0]: `10.9.0.1/16` has host bits set: expected the network address, `10.9.0.0/16`"
+            ]
         );
     }
 
@@ -87,7 +94,9 @@ mod tests {
         env.network_policy.egress_proxy = Some(StorePeers::default());
         assert_eq!(
             problems(&env),
-            ["network_policy.egress_proxy: set, but `proxy.egress.https_proxy` is not: expected no egress proxy peers without an egress proxy"]
+            [
+                "network_policy.egress_proxy: set, but `proxy.egress.https_proxy` is not: expected no egress proxy peers without an egress proxy"
+            ]
         );
     }
 }

@@ -37,20 +37,18 @@ pub(super) fn http_route(r: &mut Report, env: &Environment) {
             )
         },
     );
-    let mut seen = BTreeMap::new();
+    r.each_once(
+        "http_route.hostnames",
+        "",
+        "host",
+        route.hostnames.iter().map(|h| h.as_str()),
+    );
     for (i, host) in route.hostnames.iter().enumerate() {
         r.check(
             host.as_str().parse::<std::net::IpAddr>().is_err(),
             format!("http_route.hostnames[{i}]"),
             || format!("`{host}` is an IP address: the Gateway API routes host names only"),
         );
-        if let Some(first) = seen.insert(host.as_str(), i) {
-            seen.insert(host.as_str(), first);
-            r.push(
-                format!("http_route.hostnames[{i}]"),
-                format!("`{host}` is also http_route.hostnames[{first}]: expected each host once"),
-            );
-        }
     }
     r.check(!route.paths.is_empty(), "http_route.paths", || {
         "empty: expected at least one, like `{ path = \"/\" }`".into()

@@ -1,7 +1,7 @@
 //! Who reaches the pods and whom they reach: the Ingress (hosts, TLS, annotations) and the
 //! NetworkPolicy peers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ai_api_proxy_config::is_dns_subdomain;
@@ -21,21 +21,18 @@ pub(super) fn ingress(r: &mut Report, env: &Environment) {
                 .into()
         },
     );
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, h) in ing.hosts.iter().enumerate() {
         let at = format!("ingress.hosts[{i}]");
         let host = h.host.as_str();
-        if let Some(first) = seen.insert(host, i) {
-            seen.insert(host, first);
-            r.push(
-                format!("{at}.host"),
-                format!("`{host}` is also ingress.hosts[{first}].host: expected each host once, with all its paths"),
-            );
-        }
         r.check(!h.paths.is_empty(), format!("{at}.paths"), || {
             format!("`{host}` has no path: expected at least one, like `{{ path = \"/\" }}`")
         });
-        let mut paths = BTreeMap::new();
+        r.each_once(
+            &format!("{at}.paths"),
+            ".path",
+            "path",
+            h.paths.iter().map(|p| p.path.as_str()),
+        );
         for (j, p) in h.paths.iter().enumerate() {
             let path = &p.path;
             r.check(
@@ -43,15 +40,14 @@ pub(super) fn ingress(r: &mut Report, env: &Environment) {
                 format!("{at}.paths[{j}].path"),
                 || format!("got `{path}`: expected an absolute path starting with `/`, like `/` or `/v1`"),
             );
-            if let Some(first) = paths.insert(path.as_str(), j) {
-                paths.insert(path.as_str(), first);
-                r.push(
-                    format!("{at}.paths[{j}].path"),
-                    format!("`{path}` is also {at}.paths[{first}]: expected each path once"),
-                );
-            }
         }
     }
+    r.each_once(
+        "ingress.hosts",
+        ".host",
+        "host (with all its paths)",
+        ing.hosts.iter().map(|h| h.host.as_str()),
+    );
     let served: Vec<&str> = ing.hosts.iter().map(|h| h.host.as_str()).collect();
     let served_set: BTreeSet<&str> = served.iter().copied().collect();
     // Parent domains of served non-wildcard hosts, so a `*.domain` certificate finds them.
