@@ -12,6 +12,7 @@ pub mod metrics;
 mod policy;
 mod report;
 mod rules;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use egress::{
 };
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
+pub use telemetry::{Otlp, Telemetry};
 pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -87,6 +89,9 @@ pub struct ProxyConfig {
     /// `HTTPS_PROXY` and `NO_PROXY` variables.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub egress: Option<Egress>,
+    /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -334,6 +339,7 @@ impl Default for ProxyConfig {
             policies: Policies::default(),
             shared_limits: None,
             egress: None,
+            telemetry: Telemetry::default(),
         }
     }
 }

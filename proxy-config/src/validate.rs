@@ -94,6 +94,7 @@ impl ProxyConfig {
             crate::egress::check_egress(&mut r, egress);
         }
         crate::policy::check(&mut r, self);
+        crate::telemetry::check(&mut r, self);
         r.finish()
     }
 
@@ -354,7 +355,7 @@ fn is_origin(s: &str) -> bool {
     })
 }
 
-fn base_url_ok(s: &str) -> bool {
+pub(crate) fn base_url_ok(s: &str) -> bool {
     split_url(s).is_some_and(|(scheme, authority, path)| {
         matches!(scheme, "http" | "https")
             && host_port_ok(authority)

@@ -55,8 +55,11 @@ pub async fn run(
         &plan,
         options.prune.then_some(setup.prune_kinds.as_slice()),
         namespace,
-        &secrets,
-        &config_maps,
+        preflight::Reads {
+            secrets: &secrets,
+            config_maps: &config_maps,
+        },
+        !options.force_conflicts,
     )
     .await?;
     let planned = server_side::check(

@@ -282,6 +282,10 @@ pub struct NetworkPolicy {
     /// allowed there only. Required exactly when `proxy.shared_limits` is set.
     #[serde(default)]
     pub shared_limits: Option<StorePeers>,
+    /// Where the OpenTelemetry collector of `proxy.telemetry.otlp` runs: egress to its port
+    /// is allowed there only. Required exactly when `proxy.telemetry.otlp` is set.
+    #[serde(default)]
+    pub otlp_collector: Option<StorePeers>,
     /// Where the egress proxy (`proxy.egress.https_proxy`) runs: egress to its port is allowed
     /// there, and the upstreams it reaches need no `upstream_cidrs`. Required exactly when
     /// `proxy.egress.https_proxy` is set.
@@ -289,8 +293,9 @@ pub struct NetworkPolicy {
     pub egress_proxy: Option<StorePeers>,
 }
 
-/// Where a peer of the proxy runs (the Redis or Valkey of `proxy.shared_limits`, the egress
-/// proxy): pods in the cluster, address ranges outside it (a managed service), or both.
+/// Where a service the proxy calls runs (the Redis or Valkey of `proxy.shared_limits`, the
+/// OpenTelemetry collector, the egress proxy): pods in the cluster, address ranges outside it
+/// (a managed service), or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorePeers {

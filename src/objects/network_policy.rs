@@ -1,7 +1,7 @@
 //! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
 //! scraping only from the scraper's namespace to the admin port; egress only to the cluster
-//! DNS, to the upstreams' ports (or the egress proxy's, for the upstreams it reaches) and to
-//! the shared limits store.
+//! DNS, to the upstreams' ports (or the egress proxy's, for the upstreams it reaches), to the
+//! shared limits store and to the OpenTelemetry collector.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -123,6 +123,7 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
     }
     rules.extend(egress_proxy(env));
     rules.extend(store(env));
+    rules.extend(collector(env));
     rules
 }
 
@@ -139,8 +140,15 @@ fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
     to_peers(env.network_policy.shared_limits.as_ref()?, store_port)
 }
 
-/// One port, towards a peer's pods (in its namespace, or the policy's own) and address ranges.
-fn to_peers(peers: &StorePeers, to_port: u16) -> Option<NetworkPolicyEgressRule> {
+/// The OTLP collector's port (`proxy.telemetry.otlp.endpoint`), towards its pods or address
+/// ranges only.
+fn collector(env: &Environment) -> Option<NetworkPolicyEgressRule> {
+    let (_, port) = env.proxy.telemetry.otlp.as_ref()?.host_port()?;
+    to_peers(env.network_policy.otlp_collector.as_ref()?, port)
+}
+
+/// Egress to `port` of the pods and address ranges of `peers`; `None` when they name none.
+fn to_peers(peers: &StorePeers, port_number: u16) -> Option<NetworkPolicyEgressRule> {
     let in_cluster = peers.namespace.is_some() || !peers.pod_labels.is_empty();
     let pods = in_cluster.then(|| NetworkPolicyPeer {
         namespace_selector: peers.namespace.as_ref().map(|ns| namespace(ns.as_str())),
@@ -165,7 +173,7 @@ fn to_peers(peers: &StorePeers, to_port: u16) -> Option<NetworkPolicyEgressRule>
         .collect();
     (!to.is_empty()).then(|| NetworkPolicyEgressRule {
         to: Some(to),
-        ports: Some(vec![port("TCP", i32::from(to_port))]),
+        ports: Some(vec![port("TCP", i32::from(port_number))]),
     })
 }
 
@@ -400,6 +408,28 @@ mod tests {
                 .all(|r| !cidrs(r).contains(&"0.0.0.0/0".to_owned())),
             "the upstreams' CIDRs are not admitted"
         );
+    }
+
+    #[test]
+    fn the_collector_is_reached_on_its_port_only_where_it_runs() {
+        let mut env = load("staging");
+        let egress = spec(&env).egress.unwrap_or_default();
+        let last = egress.last().unwrap();
+        assert_eq!(ports(last), [("TCP".into(), 4318)]);
+        let peer = &last.to.as_ref().unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.into(),
+                "observability".into()
+            )]))
+        );
+        assert!(peer.pod_selector.is_some());
+        let before = egress.len();
+        env.proxy.telemetry.otlp = None;
+        assert_eq!(spec(&env).egress.map(|e| e.len()), Some(before - 1));
     }
 
     #[test]

@@ -7,12 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::response::Response;
+use http::Response;
 use http::header::AUTHORIZATION;
 
 use super::keys::KeyStore;
 use super::{Check, Client};
-use crate::api_error::ProxyError;
+use crate::answer::Answer;
+use crate::error_answer::ProxyError;
 
 /// How clients are checked.
 #[derive(Clone)]
@@ -71,9 +72,9 @@ impl Check for Authenticate {
         Ok(client)
     }
 
-    /// The client's id goes into the response's extensions, for the access log.
-    fn answer(client: Client, mut response: Response) -> Response {
-        response.extensions_mut().insert(client.log_id());
+    /// The client's id goes into the answer's facts, for the access log.
+    fn answer(client: Client, mut response: Response<Answer>) -> Response<Answer> {
+        response.body_mut().facts.client = Some(client.log_id());
         response
     }
 }

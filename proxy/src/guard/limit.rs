@@ -9,16 +9,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_api_proxy_config::{Policies, RateLimit};
-use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use http::Response;
 
 use super::{Check, Client};
-use crate::api_error::ProxyError;
-use crate::held::Held;
+use crate::answer::Answer;
+use crate::error_answer::ProxyError;
 use crate::observability::metrics::Metrics;
 
 /// Per-client limits from configuration.
@@ -141,11 +140,11 @@ impl Check for Throttle {
     }
 
     /// The slot is held until the answer's body has been sent or abandoned.
-    fn answer(slot: Option<Slot>, response: Response) -> Response {
-        match slot {
-            Some(slot) => response.map(|inner| Body::new(Held::new(inner, slot))),
-            None => response,
+    fn answer(slot: Option<Slot>, mut response: Response<Answer>) -> Response<Answer> {
+        if let Some(slot) = slot {
+            response.body_mut().hold(slot);
         }
+        response
     }
 }
 

@@ -487,11 +487,6 @@ impl Permit {
         }
     }
 
-    /// Does this request count against a limit (is there anything to settle)?
-    pub fn counts(&self) -> bool {
-        self.limiter.is_some()
-    }
-
     /// Ends the request with its real token usage (`None`: unknown, the estimate stands).
     pub fn settle(mut self, used: Option<u64>) {
         if let Some(limiter) = self.limiter.take() {

@@ -13,7 +13,7 @@ use http::header::CONTENT_LENGTH;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use crate::api_error::{ProxyError, Result};
+use crate::error_answer::{ProxyError, Result};
 use crate::observability::metrics::{Metrics, PhaseLabels};
 
 /// Size and time limits of one body, from configuration.

@@ -10,7 +10,7 @@
 
 use http::header::{self, HeaderMap, HeaderName};
 
-use crate::observability::exchange::X_REQUEST_ID;
+use crate::observability::facts::X_REQUEST_ID;
 
 /// The request headers a client may send to an upstream.
 const FORWARDED: [HeaderName; 6] = [

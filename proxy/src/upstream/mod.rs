@@ -1,18 +1,17 @@
 //! Upstream: one provider with its pooled HTTP clients (one per worker thread, rebuilt when
 //! its TLS files change), injected key (replaceable while running), fixed headers and
-//! timeouts; below it, connecting ([`connect`], [`tls`], [`egress`]), sending with retries
-//! ([`forward`]), relaying the answer ([`relay`], [`sse`], [`usage`]) and the breaker.
+//! timeouts; below it, connecting ([`connect`]: [`tls`], the [`egress`] proxy's [`tunnel`]),
+//! one [`attempt`] at a time, retries and fallback ([`forward`]), and the breaker. The
+//! answer's body is relayed by [`crate::answer`].
 
+pub mod attempt;
 pub mod breaker;
 pub mod connect;
 pub mod egress;
 pub mod forward;
 pub mod headers;
-pub mod relay;
-pub mod sse;
 pub mod tls;
 pub mod tunnel;
-pub mod usage;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -26,8 +25,8 @@ use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::api_error::ProxyError;
-use crate::error::StartError;
+use crate::error_answer::ProxyError;
+use crate::start_error::StartError;
 use breaker::Breaker;
 use connect::{ConnectSpec, PooledClient};
 use egress::EgressPlan;

@@ -16,6 +16,7 @@ use kube::Api;
 use kube::api::ApiResource;
 
 use super::discovery::Discovery;
+use super::owner::{self, Owner};
 use super::{Error, Result};
 use crate::objects::Object;
 
@@ -48,6 +49,13 @@ pub enum Problem {
     },
     /// The namespace the Secrets must be in does not exist.
     NoNamespace(String),
+    /// A GitOps engine writes the environment's objects (`apply --force-conflicts` goes on).
+    ManagedBy {
+        /// The engine's object, e.g. a Flux Kustomization.
+        owner: Owner,
+        /// `Kind namespace/name` of the live objects it manages.
+        objects: Vec<String>,
+    },
     /// A Secret or a key the proxy reads is missing.
     Secret {
         /// Its namespace.
@@ -62,6 +70,15 @@ pub enum Problem {
         /// What is missing.
         problem: ConfigMapProblem,
     },
+}
+
+/// The keys the proxy reads from its namespace: preflight checks they exist.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reads<'a> {
+    /// Secret keys (values are never read).
+    pub secrets: &'a [&'a SecretRef],
+    /// ConfigMap keys (CA bundles).
+    pub config_maps: &'a [&'a ConfigMapRef],
 }
 
 /// What preflight learnt that later steps use.
@@ -114,17 +131,19 @@ pub fn needs(
 }
 
 /// Runs every check for applying `objects` (and pruning over `prune`, when pruning) into
-/// `namespace`, with the Secret references `refs` and the ConfigMap references `maps`, given
-/// what the server serves.
+/// `namespace`, with the Secret and ConfigMap keys the proxy `reads`, given what the server
+/// serves; with `refuse_managed`, live objects a GitOps engine manages are a
+/// problem too.
 pub async fn run(
     client: &kube::Client,
     discovery: &Discovery,
     objects: &[Object],
     prune: Option<&[ApiResource]>,
     namespace: &str,
-    refs: &[&SecretRef],
-    maps: &[&ConfigMapRef],
+    reads: Reads<'_>,
+    refuse_managed: bool,
 ) -> Result<Checked> {
+    let (refs, maps) = (reads.secrets, reads.config_maps);
     let needs = needs(
         objects,
         prune,
@@ -146,7 +165,7 @@ pub async fn run(
             });
         }
     }
-    let (access, namespace_exists, secrets, config_maps) = futures_util::join!(
+    let (access, namespace_exists, secrets, config_maps, owners) = futures_util::join!(
         access::review(client, &needs),
         async {
             Api::<Namespace>::all(client.clone())
@@ -157,6 +176,17 @@ pub async fn run(
         },
         secrets::check(client, namespace, refs),
         config_maps::check(client, namespace, maps),
+        async {
+            match refuse_managed {
+                true => owner::owners(client, objects).await,
+                false => Ok(Default::default()),
+            }
+        },
+    );
+    problems.extend(
+        owners?
+            .into_iter()
+            .map(|(owner, objects)| Problem::ManagedBy { owner, objects }),
     );
     problems.extend(access?);
     let namespace_exists = namespace_exists?;
@@ -231,6 +261,16 @@ pub(super) fn describe(problems: &[Problem]) -> String {
                 let _ = write!(
                     out,
                     "namespace `{ns}` does not exist yet, so no Secret or ConfigMap can be in it; create it first:\n    kubectl create namespace {ns}"
+                );
+            }
+            Problem::ManagedBy { owner, objects } => {
+                let _ = write!(
+                    out,
+                    "{owner} manages {} of these objects ({}{}), not infra apply: {}",
+                    objects.len(),
+                    objects.first().map(String::as_str).unwrap_or_default(),
+                    if objects.len() > 1 { ", ..." } else { "" },
+                    owner.how_to_take_over()
                 );
             }
             Problem::Secret { namespace, problem } => {

@@ -47,16 +47,16 @@ pub(super) fn shared_limits(r: &mut Report, env: &Environment) {
         );
         return;
     };
-    check_peers(r, "network_policy.shared_limits", peers, "the store's");
+    check_peers(r, "network_policy.shared_limits", peers, "store");
 }
 
-/// A peer's pods or address ranges (`at` is its path, `whose` says whose they are): not
-/// empty, CIDRs in network form, label keys and values Kubernetes accepts.
-pub(super) fn check_peers(r: &mut Report, at: &str, peers: &StorePeers, whose: &str) {
+/// The NetworkPolicy peers of a service at `at` (`what`: `store`, `collector`) name something,
+/// and name it well: CIDRs, label keys and values.
+pub(super) fn check_peers(r: &mut Report, at: &str, peers: &StorePeers, what: &str) {
     r.check(
         peers.namespace.is_some() || !peers.pod_labels.is_empty() || !peers.cidrs.is_empty(),
         at,
-        || format!("empty: expected {whose} `namespace` and `pod_labels`, or its `cidrs`"),
+        || format!("empty: expected the {what}'s `namespace` and `pod_labels`, or its `cidrs`"),
     );
     for (i, cidr) in peers.cidrs.iter().enumerate() {
         if let Err(why) = parse_cidr(cidr) {

@@ -1,11 +1,11 @@
-//! The proxy's answers instead of an upstream's: each variant owns its HTTP status and renders
-//! OpenAI's error JSON.
+//! The proxy's own error answers (instead of an upstream's): each variant owns its HTTP status
+//! and renders OpenAI's error JSON. (Start-up errors are `start_error`'s.)
 
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use http::{Method, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
 use crate::limits::Refusal;
@@ -42,6 +42,8 @@ pub enum ProxyError {
         method: Method,
         /// Request path (without query).
         path: String,
+        /// The method the path answers (the `Allow` header), from the route table.
+        allow: &'static str,
     },
     /// Body larger than `max_body_bytes`.
     #[error("Request body is larger than the limit of {0} bytes.")]
@@ -124,10 +126,6 @@ pub enum ProxyError {
 
 /// Convenience alias.
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
-
-/// The error's short code, put in the response extensions for the access log and metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
 
 impl ProxyError {
     /// The HTTP status. Exhaustive on purpose: a new variant must pick its status.
@@ -281,9 +279,11 @@ pub fn ceil_secs(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
+impl ProxyError {
+    /// The answer: status, OpenAI's error JSON and the headers that go with it.
+    pub fn into_http(self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.body()));
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(secs) = self.retry_after() {
@@ -298,11 +298,9 @@ impl IntoResponse for ProxyError {
                 headers.insert(name, value);
             }
         }
-        if let Self::MethodNotAllowed { path, .. } = &self {
-            let allow = if path == "/v1/models" { "GET" } else { "POST" };
+        if let Self::MethodNotAllowed { allow, .. } = &self {
             headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
         }
-        response.extensions_mut().insert(ErrorCode(self.code()));
         response
     }
 }
@@ -322,7 +320,7 @@ mod tests {
 
     #[test]
     fn rate_limit_has_retry_after() {
-        let r = ProxyError::RateLimited(Duration::from_millis(200)).into_response();
+        let r = ProxyError::RateLimited(Duration::from_millis(200)).into_http();
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[RETRY_AFTER], "1");
     }
