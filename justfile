@@ -53,3 +53,8 @@ bench-proxy:
 # Everything CI does.
 ci:
     bash .ci/run
+
+# Soak the release proxy: N clients (default 50) for 30 min by default (flags: --minutes N,
+# --hours N, --days N, --clients N, --out DIR), with faults, a key rotation and a Redis restart.
+soak *flags:
+    bash proxy/soak.sh {{flags}}

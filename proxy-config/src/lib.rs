@@ -294,6 +294,38 @@ pub struct Upstream {
     /// TLS towards this upstream: extra trusted CAs, a client certificate, the name to verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<UpstreamTls>,
+    /// The API the upstream speaks: `openai` (Chat Completions; the default) or `anthropic`
+    /// (Messages). Requests in the other API are translated (see the proxy's README).
+    #[serde(default, skip_serializing_if = "UpstreamKind::is_openai")]
+    pub kind: UpstreamKind,
+}
+
+/// The API an upstream speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// OpenAI's API (`/chat/completions`, `/completions`, `/embeddings`); the key goes in
+    /// `Authorization: Bearer`.
+    #[default]
+    Openai,
+    /// Anthropic's Messages API (`/messages`); the key goes in `x-api-key`.
+    Anthropic,
+}
+
+impl UpstreamKind {
+    /// Is this the default kind (left out when the configuration is written)?
+    pub fn is_openai(&self) -> bool {
+        *self == Self::Openai
+    }
+
+    /// The provider's name as the OpenTelemetry GenAI conventions spell it
+    /// (`gen_ai.provider.name`): `openai` or `anthropic`.
+    pub fn provider_name(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
 }
 
 /// A model clients may ask for.

@@ -19,6 +19,7 @@ use tower_http::request_id::{
 };
 
 use crate::answer::Answer;
+use crate::anthropic::dialect::AnthropicShapeLayer;
 use crate::guard::GuardLayer;
 use crate::guard::auth::Authenticate;
 use crate::guard::limit::{ClientLimits, Throttle};
@@ -61,6 +62,8 @@ pub fn api(
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         // Sees the final status of every request (rate-limited and unauthenticated too).
         .layer(AccessLogLayer(metrics))
+        // Every answer on Anthropic's routes in Anthropic's shape, the guards' refusals too.
+        .layer(AnthropicShapeLayer)
         // Before authentication: browsers send preflights without credentials.
         .option_layer(cors_layer(cors)?)
         // Nothing past this point runs for an unknown client.
@@ -100,6 +103,7 @@ fn cors_layer(cors: &Cors) -> Result<Option<CorsLayer>, StartError> {
                 [X_REQUEST_ID, header::RETRY_AFTER]
                     .into_iter()
                     .chain(crate::limits::RATE_HEADERS.map(HeaderName::from_static))
+                    .chain(crate::anthropic::error::RATE_HEADERS.map(HeaderName::from_static))
                     .collect::<Vec<_>>(),
             )
             .max_age(Duration::from_secs(86400)),

@@ -8,6 +8,7 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
+use crate::anthropic::TranslateError;
 use crate::limits::Refusal;
 
 /// Everything the proxy itself can answer with instead of an upstream response.
@@ -16,9 +17,9 @@ use crate::limits::Refusal;
 /// (model, path) and numbers.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No `Authorization: Bearer …` header.
+    /// No `Authorization: Bearer …` or `x-api-key` header.
     #[error(
-        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`."
+        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>` (or `x-api-key: <key>`)."
     )]
     MissingKey,
     /// A bearer key that is not in the key file.
@@ -119,6 +120,9 @@ pub enum ProxyError {
     /// The client's policy refuses this request (model, rate, budget; see `limits`).
     #[error(transparent)]
     Policy(#[from] Refusal),
+    /// The request cannot be carried to the upstream's API, or its answer back.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
     /// A bug or an impossible request to build; details go to the log, not to the client.
     #[error("The proxy had an internal error.")]
     Internal,
@@ -126,6 +130,11 @@ pub enum ProxyError {
 
 /// Convenience alias.
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
+
+/// The error's message, put in the response extensions so that an answer on Anthropic's
+/// routes can be given Anthropic's shape (`anthropic::dialect`).
+#[derive(Clone, Debug)]
+pub struct ErrorMessage(pub String);
 
 impl ProxyError {
     /// The HTTP status. Exhaustive on purpose: a new variant must pick its status.
@@ -147,6 +156,8 @@ impl ProxyError {
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Policy(r) => r.status(),
+            Self::Translate(TranslateError::Request(_)) => StatusCode::BAD_REQUEST,
+            Self::Translate(TranslateError::Answer(_)) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,7 +173,8 @@ impl ProxyError {
             | Self::PayloadTooLarge(_)
             | Self::InvalidJson { .. }
             | Self::MissingModel
-            | Self::RequestTimeout => "invalid_request_error",
+            | Self::RequestTimeout
+            | Self::Translate(TranslateError::Request(_)) => "invalid_request_error",
             Self::RateLimited(_) | Self::TooManyInFlight(_) => "requests",
             Self::BadGateway
             | Self::UpstreamAuth
@@ -173,6 +185,7 @@ impl ProxyError {
             | Self::Unavailable(_)
             | Self::Overloaded
             | Self::TooManyConnections
+            | Self::Translate(TranslateError::Answer(_))
             | Self::Internal => "server_error",
             Self::Policy(r) => r.kind(),
         }
@@ -202,6 +215,8 @@ impl ProxyError {
             Self::GatewayTimeout => "upstream_timeout",
             Self::Unavailable(_) => "upstream_unavailable",
             Self::Policy(r) => r.code(),
+            Self::Translate(TranslateError::Request(_)) => "untranslatable_request",
+            Self::Translate(TranslateError::Answer(_)) => "untranslatable_answer",
             Self::Internal => "internal_error",
         }
     }
@@ -229,6 +244,7 @@ impl ProxyError {
             | Self::BadGateway
             | Self::GatewayTimeout
             | Self::Unavailable(_)
+            | Self::Translate(_)
             | Self::Internal => None,
         }
     }
@@ -301,6 +317,11 @@ impl ProxyError {
         if let Self::MethodNotAllowed { allow, .. } = &self {
             headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
         }
+        let extensions = response.extensions_mut();
+        if let Self::Policy(r) = &self {
+            extensions.insert(r.headers());
+        }
+        extensions.insert(ErrorMessage(self.to_string()));
         response
     }
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod answer;
+mod anthropic;
 mod app;
 mod error_answer;
 mod guard;

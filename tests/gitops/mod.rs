@@ -10,8 +10,9 @@
     reason = "each test crate that includes this module uses a part of it"
 )]
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -57,7 +58,8 @@ pub struct Reconciled {
 impl Reconciled {
     /// The `production` environment in namespace `ns` (created, with the Secrets), rendered
     /// with `--set namespace=<ns>` (unless `ns` is production's own), committed, pushed, and
-    /// reconciled by Flux until its Kustomization is Ready. `None` when skipped.
+    /// reconciled by Flux until its Kustomization is Ready and the HPA's minimum of replicas is
+    /// available. `None` when skipped.
     pub fn production(ns: Option<&str>) -> Option<Self> {
         let (_, git) = shared()?;
         let plane = plane::shared()?;
@@ -108,6 +110,8 @@ impl Reconciled {
         };
         env.apply_gitops();
         env.wait_ready(&sha);
+        // The HPA has raised the new Deployment to its minimum (2): the tests start settled.
+        env.cluster.wait_available(2);
         Some(env)
     }
 
@@ -174,8 +178,20 @@ impl Reconciled {
             .output()
             .unwrap();
         assert!(out.status.success(), "infra gitops: {}", stderr(&out));
-        let yaml = stdout(&out);
-        self.cluster.kubectl_apply(&yaml);
+        // As the README says: kubectl apply --server-side -f -
+        let mut apply = self
+            .cluster
+            .plane
+            .kubectl_command()
+            .args(["apply", "--server-side", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        apply.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let applied = apply.wait_with_output().unwrap();
+        assert!(applied.status.success(), "{}", stderr(&applied));
     }
 
     /// Flux's Kustomization, as JSON.

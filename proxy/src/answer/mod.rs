@@ -36,15 +36,12 @@ pub struct Answer {
     ended: bool,
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a stream is the common case: kept inline, not boxed (one allocation per answer)"
-)]
 enum Source {
     /// Bytes in memory (the proxy's own answers); empty once sent.
     Full(Bytes),
-    /// An upstream's answer, relayed.
-    Stream(Stream),
+    /// An upstream's answer, relayed (boxed: an answer is moved through every layer on its
+    /// way out, and a small one moves in a few words).
+    Stream(Box<Stream>),
 }
 
 impl Default for Answer {
@@ -61,7 +58,7 @@ impl Answer {
 
     /// An upstream's answer, relayed.
     pub fn stream(stream: Stream) -> Self {
-        Self::with(Source::Stream(stream))
+        Self::with(Source::Stream(Box::new(stream)))
     }
 
     fn with(body: Source) -> Self {
@@ -82,6 +79,14 @@ impl Answer {
         let mut response = e.into_http().map(Self::full);
         response.body_mut().facts.error = Some(code);
         response
+    }
+
+    /// Replaces the body with `bytes` in memory (an answer restyled, or translated whole after
+    /// it was read to its end); what rides along (facts, permit, guards) stays, and the bytes
+    /// sent are counted afresh.
+    pub fn set_full(&mut self, bytes: Bytes) {
+        self.body = Source::Full(bytes);
+        self.bytes = 0;
     }
 
     /// Keeps `guard` until the answer has been sent or abandoned.

@@ -1,4 +1,5 @@
-//! Client authentication: `Authorization: Bearer <key>` checked against the key store.
+//! Client authentication: `Authorization: Bearer <key>` (OpenAI's SDKs) or `x-api-key: <key>`
+//! (Anthropic's) checked against the key store.
 //!
 //! Every request on the API port is checked: health, readiness and metrics live on the admin
 //! listener, so there is no list of exceptions for a new route to slip onto.
@@ -14,6 +15,7 @@ use super::keys::KeyStore;
 use super::{Check, Client};
 use crate::answer::Answer;
 use crate::error_answer::ProxyError;
+use crate::upstream::headers::X_API_KEY;
 
 /// How clients are checked.
 #[derive(Clone)]
@@ -49,11 +51,17 @@ impl Authenticate {
                 Ok(Client::Anonymous(ip))
             }
             Self::Keys(store) => {
-                let header = request
-                    .headers()
+                let headers = request.headers();
+                let token = headers
                     .get(AUTHORIZATION)
+                    .and_then(|h| bearer(h.as_bytes()))
+                    .or_else(|| {
+                        headers
+                            .get(X_API_KEY)
+                            .map(|h| h.as_bytes().trim_ascii())
+                            .filter(|k| !k.is_empty())
+                    })
                     .ok_or(ProxyError::MissingKey)?;
-                let token = bearer(header.as_bytes()).ok_or(ProxyError::MissingKey)?;
                 store
                     .lookup(token)
                     .map(Client::Key)
@@ -85,11 +93,37 @@ mod tests {
     use crate::guard::keys::{hash_hex, parse};
 
     fn request(auth: Option<&str>) -> Request {
+        with_headers(auth.map(|a| (AUTHORIZATION.as_str(), a)))
+    }
+
+    fn with_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Request {
         let mut b = http::Request::builder().uri("/v1/models");
-        if let Some(a) = auth {
-            b = b.header(AUTHORIZATION, a);
+        for (k, v) in headers {
+            b = b.header(k, v);
         }
         b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn accepts_anthropic_x_api_key_when_there_is_no_bearer() {
+        let file = format!("team-a:{}\nteam-b:{}\n", hash_hex("sk-a"), hash_hex("sk-b"));
+        let auth = Authenticate::Keys(Arc::new(KeyStore::new(parse(&file).unwrap())));
+        let id = |h: &[(&str, &str)]| auth.identify(&with_headers(h.iter().copied()));
+        assert_eq!(id(&[("x-api-key", "sk-a")]).unwrap().id(), "team-a");
+        assert_eq!(id(&[("x-api-key", " sk-b ")]).unwrap().id(), "team-b");
+        // A bearer key wins over x-api-key; a non-bearer Authorization leaves x-api-key.
+        let both = [("authorization", "Bearer sk-b"), ("x-api-key", "sk-a")];
+        assert_eq!(id(&both).unwrap().id(), "team-b");
+        let basic = [("authorization", "Basic eA=="), ("x-api-key", "sk-a")];
+        assert_eq!(id(&basic).unwrap().id(), "team-a");
+        assert!(matches!(
+            id(&[("x-api-key", "sk-c")]),
+            Err(ProxyError::InvalidKey)
+        ));
+        assert!(matches!(
+            id(&[("x-api-key", "")]),
+            Err(ProxyError::MissingKey)
+        ));
     }
 
     #[test]

@@ -3,13 +3,13 @@
 //! `Retry-After`), and a cap on its requests in flight, streams included (429), since a rate
 //! alone does not bound what one client holds when each stream lasts minutes.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_api_proxy_config::{Policies, RateLimit};
 use axum::extract::Request;
+use foldhash::HashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
@@ -39,7 +39,7 @@ impl ClientLimits {
         let burst = NonZeroU32::new(cfg.burst).unwrap_or(NonZeroU32::MIN);
         Self {
             bucket: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::default()),
             max_in_flight: cfg.max_in_flight.max(1),
             key_caps: policies
                 .keys

@@ -21,6 +21,13 @@ pub struct Facts {
     pub model: Option<Arc<str>>,
     /// Upstream that answered.
     pub upstream: Option<Arc<str>>,
+    /// The API the upstream that answered speaks, as the OpenTelemetry GenAI conventions name
+    /// providers (`gen_ai.provider.name`): `openai` or `anthropic`.
+    pub provider: Option<&'static str>,
+    /// What the client asked for, as the GenAI conventions name operations
+    /// (`gen_ai.operation.name`): `chat` (chat completions and Anthropic's messages),
+    /// `text_completion`, `embeddings`, or `count_tokens`; unset for pass-through paths.
+    pub operation: Option<&'static str>,
     /// Attempts made, across upstreams.
     pub attempts: u32,
     /// Time until the upstream's first byte.
@@ -40,13 +47,41 @@ pub fn anonymous() -> Arc<str> {
 
 /// Token counts of one answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(from = "Reported")]
 pub struct Usage {
     /// Input tokens.
-    #[serde(default)]
     pub prompt_tokens: u64,
     /// Output tokens.
-    #[serde(default)]
     pub completion_tokens: u64,
+}
+
+/// A `usage` object as OpenAI (`prompt_tokens`, `completion_tokens`) or Anthropic
+/// (`input_tokens` plus cache reads and writes, `output_tokens`) reports it.
+#[derive(Deserialize)]
+struct Reported {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+}
+
+impl From<Reported> for Usage {
+    fn from(r: Reported) -> Self {
+        let anthropic_input = [
+            r.input_tokens,
+            r.cache_creation_input_tokens,
+            r.cache_read_input_tokens,
+        ]
+        .into_iter()
+        .flatten()
+        .fold(0u64, u64::saturating_add);
+        Self {
+            prompt_tokens: r.prompt_tokens.unwrap_or(anthropic_input),
+            completion_tokens: r.completion_tokens.or(r.output_tokens).unwrap_or(0),
+        }
+    }
 }
 
 impl Usage {

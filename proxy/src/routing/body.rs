@@ -67,7 +67,7 @@ impl Reserved {
     }
 
     /// Takes `n` more bytes, or refuses if the budget would be exceeded.
-    fn grow(&mut self, n: u64) -> Result<()> {
+    pub fn grow(&mut self, n: u64) -> Result<()> {
         let b = &self.budget;
         let mut held = b.held.load(Ordering::Relaxed);
         loop {

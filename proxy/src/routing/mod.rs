@@ -3,12 +3,13 @@
 //! model's upstreams, forward; pass-through paths and 404s after the table.
 
 pub mod body;
+mod messages;
 pub mod model;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ai_api_proxy_config::ProxyConfig;
+use ai_api_proxy_config::{ProxyConfig, UpstreamKind};
 use axum::extract::Request;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -31,6 +32,8 @@ pub struct Route {
     pub name: Arc<str>,
     /// Upstreams in order.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// The API they speak (one for all: validation refuses a mix).
+    pub kind: UpstreamKind,
 }
 
 /// What the handlers need: routes, body limits, and the forwarder.
@@ -68,13 +71,15 @@ impl Routes {
         };
         let mut models = HashMap::new();
         for m in &config.models {
+            let upstreams: Vec<Arc<Upstream>> = m
+                .upstreams
+                .iter()
+                .map(|u| find(u))
+                .collect::<Result<_, _>>()?;
             let route = Route {
                 name: Arc::from(m.name.as_str()),
-                upstreams: m
-                    .upstreams
-                    .iter()
-                    .map(|u| find(u))
-                    .collect::<Result<_, _>>()?,
+                kind: upstreams.first().map_or(UpstreamKind::Openai, |u| u.kind),
+                upstreams,
             };
             models.insert(m.name.clone(), route);
         }
@@ -113,15 +118,21 @@ enum Handler {
     ByModel,
     /// The configured models, answered here.
     Models,
+    /// Anthropic's Messages API, routed by `model`.
+    Messages,
+    /// Anthropic's token count, routed by `model`.
+    CountTokens,
 }
 
 /// The API's routes: path, the one method it answers (a 405's `Allow`), and its handler.
 /// Anything else is a pass-through path from the configuration, or 404.
-const ROUTES: [(&str, &str, Handler); 4] = [
+const ROUTES: [(&str, &str, Handler); 6] = [
     ("/v1/chat/completions", "POST", Handler::ByModel),
     ("/v1/completions", "POST", Handler::ByModel),
     ("/v1/embeddings", "POST", Handler::ByModel),
     ("/v1/models", "GET", Handler::Models),
+    ("/v1/messages", "POST", Handler::Messages),
+    ("/v1/messages/count_tokens", "POST", Handler::CountTokens),
 ];
 
 impl Routes {
@@ -143,6 +154,14 @@ impl Routes {
         match handler {
             Handler::ByModel => self.by_model(request).await.unwrap_or_else(Answer::error),
             Handler::Models => self.models(),
+            Handler::Messages => self
+                .messages(request, false)
+                .await
+                .unwrap_or_else(Answer::error),
+            Handler::CountTokens => self
+                .messages(request, true)
+                .await
+                .unwrap_or_else(Answer::error),
         }
     }
 
@@ -158,6 +177,11 @@ impl Routes {
             .models
             .get(model.as_ref())
             .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
+        if route.kind == UpstreamKind::Anthropic {
+            return self
+                .chat_to_anthropic(&parts, body.clone(), route, &facts)
+                .await;
+        }
         let (client, label) = client_ids(&parts.extensions);
         // After routing (the model is known, and 404 comes first) and before the upstream.
         let permit = routes
@@ -180,6 +204,7 @@ impl Routes {
         };
         let mut response = routes.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, usage_added);
+        response.body_mut().facts.operation = Some(operation(parts.uri.path()));
         Ok(response)
     }
 
@@ -233,6 +258,15 @@ fn client_ids(extensions: &http::Extensions) -> (Arc<str>, Arc<str>) {
         Some(Client::Key(id)) => (id.clone(), id.clone()),
         Some(Client::Anonymous(ip)) => (Arc::from(ip.to_string()), facts::anonymous()),
         None => (facts::anonymous(), facts::anonymous()),
+    }
+}
+
+/// The GenAI conventions' operation name of an OpenAI route.
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v1/completions" => "text_completion",
+        "/v1/embeddings" => "embeddings",
+        _ => "chat",
     }
 }
 

@@ -292,6 +292,7 @@ impl Forwarder {
         facts.model = Some(out.model.clone());
         facts.client = Some(out.client.clone());
         facts.upstream = Some(up.name.clone());
+        facts.provider = Some(up.kind.provider_name());
         facts.attempts = attempts;
         facts.ttfb = Some(ttfb);
         Response::from_parts(parts, answer)

@@ -90,7 +90,10 @@ pub struct Upstream {
     /// Name for logs and metrics.
     pub name: Arc<str>,
     base: String,
-    /// `Bearer <key>`, replaced when the key file changes.
+    /// The API it speaks, which says how the key is sent.
+    pub kind: config::UpstreamKind,
+    /// The key as its header value (`Bearer <key>`, or the key alone for `x-api-key`),
+    /// replaced when the key file changes.
     authorization: ArcSwap<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Timeouts in force.
@@ -126,7 +129,7 @@ impl Upstream {
             message,
         };
         let authorization =
-            authorization(key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
+            credential(cfg.kind, key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
         let selectors = [
             ("openai-organization", &cfg.organization),
             ("openai-project", &cfg.project),
@@ -169,6 +172,7 @@ impl Upstream {
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             base,
+            kind: cfg.kind,
             authorization: ArcSwap::from_pointee(authorization),
             headers,
             timeouts,
@@ -204,15 +208,16 @@ impl Upstream {
 
     /// Replaces the key (the key file changed); the old one stays if the new one is unusable.
     pub fn set_key(&self, key: &str) -> Result<(), &'static str> {
-        let value = authorization(key)
+        let value = credential(self.kind, key)
             .map_err(|()| "the key contains characters not allowed in a header")?;
         self.authorization.store(Arc::new(value));
         Ok(())
     }
 
     /// The upstream request for a client request: `suffix` is the path after `/v1` plus the
-    /// query. Only allowed client headers go along ([`headers`]); then this upstream's fixed
-    /// headers and its key.
+    /// query. Only allowed client headers go along ([`headers`], by kind); then this
+    /// upstream's fixed headers and its key (and, to Anthropic, `anthropic-version` when the
+    /// client sent none: a request translated from OpenAI's API has none).
     pub fn build_request(
         &self,
         method: &Method,
@@ -230,14 +235,25 @@ impl Upstream {
             .map_err(|_| ProxyError::Internal)?;
         let headers = request.headers_mut();
         headers.reserve(client_headers.len() + self.headers.len() + 1);
-        headers::forward_request(client_headers, headers);
+        headers::forward_request(self.kind, client_headers, headers);
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::clone(&self.authorization.load()),
-        );
+        let key = HeaderValue::clone(&self.authorization.load());
+        match self.kind {
+            config::UpstreamKind::Openai => {
+                headers.insert(header::AUTHORIZATION, key);
+            }
+            config::UpstreamKind::Anthropic => {
+                headers.insert(headers::X_API_KEY, key);
+                if !headers.contains_key(headers::ANTHROPIC_VERSION) {
+                    headers.insert(
+                        headers::ANTHROPIC_VERSION,
+                        HeaderValue::from_static(headers::DEFAULT_ANTHROPIC_VERSION),
+                    );
+                }
+            }
+        }
         Ok(request)
     }
 
@@ -293,9 +309,14 @@ impl Upstream {
     }
 }
 
-/// `Bearer <key>` as a sensitive header value (never printed by `Debug`).
-fn authorization(key: &str) -> Result<HeaderValue, ()> {
-    let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| ())?;
+/// The key as a sensitive header value (never printed by `Debug`): `Bearer <key>` for
+/// `Authorization`, the key alone for Anthropic's `x-api-key`.
+fn credential(kind: config::UpstreamKind, key: &str) -> Result<HeaderValue, ()> {
+    let text = match kind {
+        config::UpstreamKind::Openai => format!("Bearer {key}"),
+        config::UpstreamKind::Anthropic => key.to_owned(),
+    };
+    let mut value = HeaderValue::try_from(text).map_err(|_| ())?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -316,6 +337,7 @@ mod tests {
             organization: Some("org-ours".into()),
             project: None,
             tls: None,
+            kind: config::UpstreamKind::Openai,
         };
         let up = Upstream::new(
             &cfg,
@@ -362,5 +384,53 @@ mod tests {
             .build_request(&Method::GET, "/models", &client, Bytes::new())
             .unwrap();
         assert_eq!(req.headers()[header::AUTHORIZATION], "Bearer sk-rotated");
+    }
+
+    #[tokio::test]
+    async fn an_anthropic_upstream_gets_its_key_in_x_api_key_and_a_version() {
+        let cfg = config::Upstream {
+            name: "claude".into(),
+            base_url: "https://api.anthropic.com/v1".into(),
+            api_key: KeySource::Env("X".into()),
+            headers: Default::default(),
+            timeouts: None,
+            organization: None,
+            project: None,
+            tls: None,
+            kind: config::UpstreamKind::Anthropic,
+        };
+        let up = Upstream::new(
+            &cfg,
+            "sk-ant-up",
+            config::Timeouts::default().into(),
+            &config::CircuitBreaker::default(),
+            TlsFiles::default(),
+            &Arc::new(EgressPlan::new(Some(&config::Egress::default()), None).unwrap()),
+            1,
+        )
+        .unwrap();
+        let mut client = HeaderMap::new();
+        client.insert("x-api-key", HeaderValue::from_static("sk-client"));
+        client.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sk-client"),
+        );
+        client.insert("anthropic-beta", HeaderValue::from_static("tools-2024"));
+        client.insert("openai-beta", HeaderValue::from_static("assistants=v2"));
+        let req = up
+            .build_request(&Method::POST, "/messages", &client, Bytes::new())
+            .unwrap();
+        assert_eq!(req.uri(), "https://api.anthropic.com/v1/messages");
+        assert_eq!(req.headers()["x-api-key"], "sk-ant-up");
+        assert!(req.headers()["x-api-key"].is_sensitive());
+        assert!(req.headers().get(header::AUTHORIZATION).is_none());
+        assert_eq!(req.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(req.headers()["anthropic-beta"], "tools-2024");
+        assert!(req.headers().get("openai-beta").is_none());
+        client.insert("anthropic-version", HeaderValue::from_static("2099-01-01"));
+        let req = up
+            .build_request(&Method::POST, "/messages", &client, Bytes::new())
+            .unwrap();
+        assert_eq!(req.headers()["anthropic-version"], "2099-01-01");
     }
 }
