@@ -110,6 +110,8 @@ pub struct Upstream {
     workers: usize,
     /// This upstream's circuit breaker.
     pub breaker: Breaker,
+    /// Host and port of `base`, for the spans' `server.address` and `server.port`.
+    pub server: (Arc<str>, u16),
 }
 
 impl Upstream {
@@ -154,6 +156,8 @@ impl Upstream {
         let base = cfg.base_url.trim_end_matches('/').to_owned();
         base.parse::<Uri>()
             .map_err(|e| bad(format!("base_url is not a URL: {e}")))?;
+        let (_, host, port) = config::upstream_endpoint(&base)
+            .ok_or_else(|| bad("base_url needs an http or https scheme".into()))?;
         let server_name = cfg
             .tls
             .as_ref()
@@ -182,6 +186,7 @@ impl Upstream {
             egress: egress.clone(),
             workers,
             breaker: Breaker::new(breaker.failure_threshold, breaker.open_for.get()),
+            server: (Arc::from(host), port),
         })
     }
 
