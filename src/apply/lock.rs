@@ -7,6 +7,7 @@
 //! expires [`DURATION`] later, so nothing stays locked forever. Expiry is judged by this
 //! machine's clock against the holder's renew time (clocks a few seconds apart only shift it).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -42,7 +43,9 @@ pub struct Holder {
 pub struct Lock {
     api: Api<Lease>,
     name: String,
-    identity: String,
+    /// The resourceVersion of our last write of the Lease (so releasing it is one request that
+    /// fails if someone else wrote it since).
+    version: Arc<Mutex<Option<String>>>,
     renewer: JoinHandle<()>,
 }
 
@@ -97,13 +100,18 @@ pub async fn acquire(
             },
         };
         match taken {
-            Ok(_) => {
-                let renewer =
-                    tokio::spawn(renew(api.clone(), name.to_owned(), identity.to_owned()));
+            Ok(held) => {
+                let version = Arc::new(Mutex::new(held.metadata.resource_version));
+                let renewer = tokio::spawn(renew(
+                    api.clone(),
+                    name.to_owned(),
+                    identity.to_owned(),
+                    version.clone(),
+                ));
                 return Ok(Some(Lock {
                     api,
                     name: name.to_owned(),
-                    identity: identity.to_owned(),
+                    version,
                     renewer,
                 }));
             }
@@ -138,32 +146,33 @@ fn refused(verb: &'static str, namespace: &str, shown: &str) -> impl FnOnce(kube
 }
 
 impl Lock {
-    /// Stops renewing and deletes the Lease, unless someone else holds it by now.
+    /// Stops renewing and deletes the Lease, unless someone else wrote it since (then it is
+    /// theirs). Best effort: a lease left behind expires by itself.
     pub async fn release(self) {
         self.renewer.abort();
-        if let Ok(Some(live)) = self.api.get_opt(&self.name).await {
-            let ours = live
-                .spec
-                .as_ref()
-                .and_then(|s| s.holder_identity.as_deref())
-                == Some(self.identity.as_str());
-            if ours {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        resource_version: live.metadata.resource_version.clone(),
-                        uid: live.metadata.uid.clone(),
-                    }),
-                    ..Default::default()
-                };
-                // Best effort: a lease left behind expires by itself.
-                let _ = self.api.delete(&self.name, &params).await;
-            }
-        }
+        let version = self
+            .version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: version,
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        let _ = self.api.delete(&self.name, &params).await;
     }
 }
 
 /// Renews the lease every [`RENEW_EVERY`] while we hold it.
-async fn renew(api: Api<Lease>, name: String, identity: String) {
+async fn renew(
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    version: Arc<Mutex<Option<String>>>,
+) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let Ok(Some(mut live)) = api.get_opt(&name).await else {
@@ -176,7 +185,10 @@ async fn renew(api: Api<Lease>, name: String, identity: String) {
             return;
         }
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        let _ = api.replace(&name, &PostParams::default(), &live).await;
+        if let Ok(renewed) = api.replace(&name, &PostParams::default(), &live).await {
+            *version.lock().unwrap_or_else(PoisonError::into_inner) =
+                renewed.metadata.resource_version;
+        }
     }
 }
 
