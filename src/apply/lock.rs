@@ -69,12 +69,27 @@ pub async fn acquire(
     let api = Api::<Lease>::namespaced(client.clone(), namespace);
     let shown = format!("{namespace}/{name}");
     let deadline = tokio::time::Instant::now() + wait;
+    // The common case first, in one request: no Lease (the last holder deleted it).
+    let mut create_first = true;
     loop {
         let now = Timestamp::now();
-        let live = api
-            .get_opt(name)
-            .await
-            .map_err(refused("get", namespace, &shown))?;
+        let live = if std::mem::take(&mut create_first) {
+            let new = lease(name, identity, now, None);
+            match api.create(&PostParams::default(), &new).await {
+                Ok(held) => return Ok(Some(Lock::hold(api, name, identity, held))),
+                Err(kube::Error::Api(s)) if s.code == 409 => api
+                    .get_opt(name)
+                    .await
+                    .map_err(refused("get", namespace, &shown))?,
+                // No namespace: nothing to lock yet.
+                Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(None),
+                Err(e) => return Err(refused("create", namespace, &shown)(e)),
+            }
+        } else {
+            api.get_opt(name)
+                .await
+                .map_err(refused("get", namespace, &shown))?
+        };
         let taken = match &live {
             None => {
                 api.create(&PostParams::default(), &lease(name, identity, now, None))
@@ -100,21 +115,7 @@ pub async fn acquire(
             },
         };
         match taken {
-            Ok(held) => {
-                let version = Arc::new(Mutex::new(held.metadata.resource_version));
-                let renewer = tokio::spawn(renew(
-                    api.clone(),
-                    name.to_owned(),
-                    identity.to_owned(),
-                    version.clone(),
-                ));
-                return Ok(Some(Lock {
-                    api,
-                    name: name.to_owned(),
-                    version,
-                    renewer,
-                }));
-            }
+            Ok(held) => return Ok(Some(Lock::hold(api, name, identity, held))),
             // Someone else took it between our read and our write: look again.
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             // No namespace: nothing to lock yet.
@@ -146,6 +147,23 @@ fn refused(verb: &'static str, namespace: &str, shown: &str) -> impl FnOnce(kube
 }
 
 impl Lock {
+    /// The lock `held` (as the server returned it), renewed from now on.
+    fn hold(api: Api<Lease>, name: &str, identity: &str, held: Lease) -> Self {
+        let version = Arc::new(Mutex::new(held.metadata.resource_version));
+        let renewer = tokio::spawn(renew(
+            api.clone(),
+            name.to_owned(),
+            identity.to_owned(),
+            version.clone(),
+        ));
+        Self {
+            api,
+            name: name.to_owned(),
+            version,
+            renewer,
+        }
+    }
+
     /// Stops renewing and deletes the Lease, unless someone else wrote it since (then it is
     /// theirs). Best effort: a lease left behind expires by itself.
     pub async fn release(self) {
