@@ -25,7 +25,7 @@ test:
 
 # Build the e2e control plane (once; needs Go), then run the e2e tier against it.
 e2e:
-    bin="$(bash e2e/build-plane.sh)"; E2E_PLANE_BIN="$bin" cargo test --locked --test 'e2e_*'
+    bin="$(bash e2e/build-plane.sh)"; flux="$(bash e2e/build-flux.sh)"; E2E_PLANE_BIN="$bin" E2E_FLUX_BIN="$flux" cargo test --locked --test 'e2e_*'
 
 # Formatting and lints, warnings as errors.
 lint:
@@ -53,3 +53,8 @@ bench-proxy:
 # Everything CI does.
 ci:
     bash .ci/run
+
+# Soak the release proxy: N clients (default 50) for 30 min by default (flags: --minutes N,
+# --hours N, --days N, --clients N, --out DIR), with faults, a key rotation and a Redis restart.
+soak *flags:
+    bash proxy/soak.sh {{flags}}

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cmd;
 pub mod config;
+pub mod gitops;
 pub mod objects;
 pub mod output;
 pub mod pipeline;

@@ -11,6 +11,7 @@ pub mod metrics;
 mod policy;
 mod report;
 mod rules;
+mod telemetry;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use duration::Duration;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
+pub use telemetry::{Otlp, Telemetry};
 pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
@@ -76,6 +78,9 @@ pub struct ProxyConfig {
     /// counts on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_limits: Option<SharedLimits>,
+    /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
+    #[serde(skip_serializing_if = "Telemetry::is_default")]
+    pub telemetry: Telemetry,
 }
 
 /// Paths of the proxy's operational endpoints.
@@ -275,6 +280,38 @@ pub struct Upstream {
     /// Sent as `OpenAI-Project` (a client's own is never forwarded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// The API the upstream speaks: `openai` (Chat Completions; the default) or `anthropic`
+    /// (Messages). Requests in the other API are translated (see the proxy's README).
+    #[serde(default, skip_serializing_if = "UpstreamKind::is_openai")]
+    pub kind: UpstreamKind,
+}
+
+/// The API an upstream speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamKind {
+    /// OpenAI's API (`/chat/completions`, `/completions`, `/embeddings`); the key goes in
+    /// `Authorization: Bearer`.
+    #[default]
+    Openai,
+    /// Anthropic's Messages API (`/messages`); the key goes in `x-api-key`.
+    Anthropic,
+}
+
+impl UpstreamKind {
+    /// Is this the default kind (left out when the configuration is written)?
+    pub fn is_openai(&self) -> bool {
+        *self == Self::Openai
+    }
+
+    /// The provider's name as the OpenTelemetry GenAI conventions spell it
+    /// (`gen_ai.provider.name`): `openai` or `anthropic`.
+    pub fn provider_name(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
 }
 
 /// A model clients may ask for.
@@ -318,6 +355,7 @@ impl Default for ProxyConfig {
             passthrough: Vec::new(),
             policies: Policies::default(),
             shared_limits: None,
+            telemetry: Telemetry::default(),
         }
     }
 }

@@ -262,7 +262,7 @@ impl SharedLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ModelRoute, SecretRef, Upstream};
+    use crate::{ModelRoute, SecretRef, Upstream, UpstreamKind};
 
     fn config() -> ProxyConfig {
         ProxyConfig {
@@ -277,6 +277,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                kind: UpstreamKind::Openai,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use crate::report::{Problem, Report};
 use crate::rules::check_key_source;
 pub use crate::rules::{is_dns_label, is_dns_subdomain};
-use crate::{ClientAuth, ProxyConfig, Timeouts};
+use crate::{ClientAuth, ProxyConfig, Timeouts, UpstreamKind};
 
 impl ProxyConfig {
     /// Checks every rule and returns all broken ones, not just the first.
@@ -91,6 +91,7 @@ impl ProxyConfig {
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
         crate::policy::check(&mut r, self);
+        crate::telemetry::check(&mut r, self);
         r.finish()
     }
 
@@ -216,11 +217,13 @@ impl ProxyConfig {
                             | "connection"
                             | "openai-organization"
                             | "openai-project"
+                            | "x-api-key"
                     ),
                     format!("{at}.headers.{name}"),
                     || {
                         "this header is set by the proxy (the upstream key goes in `api_key`, \
-                     OpenAI-Organization and OpenAI-Project in `organization` and `project`)"
+                         sent as `Authorization` or `x-api-key` by `kind`; OpenAI-Organization \
+                         and OpenAI-Project in `organization` and `project`)"
                             .into()
                     },
                 );
@@ -238,6 +241,11 @@ impl ProxyConfig {
             }
             for (key, value) in [("organization", &u.organization), ("project", &u.project)] {
                 if let Some(v) = value {
+                    r.check(
+                        u.kind == UpstreamKind::Openai,
+                        format!("{at}.{key}"),
+                        || "an OpenAI header: an `anthropic` upstream has no organization or project".into(),
+                    );
                     r.check(
                         !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic()),
                         format!("{at}.{key}"),
@@ -275,6 +283,21 @@ impl ProxyConfig {
                 r.check(known(u), format!("{at}.upstreams[{j}]"), || {
                     format!("no upstream named `{u}` (defined: {names})")
                 });
+            }
+            // One kind per model: a request is translated once, for that kind, and a fallback
+            // never answers in another API than the first upstream would have.
+            let kinds: Vec<_> = m
+                .upstreams
+                .iter()
+                .filter_map(|name| self.upstreams.iter().find(|u| &u.name == name))
+                .map(|u| u.kind)
+                .collect();
+            if let Some(first) = kinds.first() {
+                r.check(
+                    kinds.iter().all(|k| k == first),
+                    format!("{at}.upstreams"),
+                    || "the upstreams of one model must all be of the same `kind` (openai or anthropic)".into(),
+                );
             }
         }
         for (i, p) in self.passthrough.iter().enumerate() {
@@ -348,7 +371,7 @@ fn is_origin(s: &str) -> bool {
     })
 }
 
-fn base_url_ok(s: &str) -> bool {
+pub(crate) fn base_url_ok(s: &str) -> bool {
     split_url(s).is_some_and(|(scheme, authority, path)| {
         matches!(scheme, "http" | "https")
             && host_port_ok(authority)
@@ -389,6 +412,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                kind: UpstreamKind::Openai,
             }],
             models: vec![ModelRoute {
                 name: "gpt-4.1".into(),
@@ -423,6 +447,33 @@ mod tests {
             problems[0]
                 .message
                 .contains("no upstream named `openai` (defined: holysheep)")
+        );
+    }
+
+    #[test]
+    fn a_model_has_upstreams_of_one_kind_and_anthropic_has_no_openai_headers() {
+        let mut c = seed();
+        let mut claude = c.upstreams[0].clone();
+        claude.name = "claude".into();
+        claude.kind = UpstreamKind::Anthropic;
+        claude.organization = Some("org-x".into());
+        claude.headers.insert("X-Api-Key".into(), "k".into());
+        c.upstreams.push(claude);
+        c.models[0].upstreams.push("claude".into());
+        assert_eq!(
+            paths(&c),
+            [
+                "upstreams[1].headers.X-Api-Key",
+                "upstreams[1].organization",
+                "models[0].upstreams"
+            ]
+        );
+        let json = serde_json::to_string(&c.upstreams[1]).unwrap();
+        assert!(json.contains(r#""kind":"anthropic""#), "{json}");
+        assert!(
+            !serde_json::to_string(&c.upstreams[0])
+                .unwrap()
+                .contains("kind")
         );
     }
 

@@ -2,27 +2,31 @@
 //! why it sits where it does. Health, readiness and metrics are not here: they are served on
 //! the admin listener only.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ai_api_proxy_config::Cors;
-use axum::Router;
-use axum::routing::{get, post};
-use http::Method;
+use axum::extract::Request;
 use http::header::{self, HeaderName, HeaderValue};
-use tower::ServiceBuilder;
+use http::{Method, Response};
+use tower::{Service as _, ServiceBuilder};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 
-use crate::error::StartError;
+use crate::answer::Answer;
+use crate::anthropic::dialect::AnthropicShapeLayer;
 use crate::guard::GuardLayer;
 use crate::guard::auth::Authenticate;
 use crate::guard::limit::{ClientLimits, Throttle};
 use crate::observability::access_log::{AccessLogLayer, X_REQUEST_ID};
 use crate::observability::metrics::Metrics;
-use crate::routing::{self, Routes};
+use crate::routing::Routes;
+use crate::start_error::StartError;
 
 /// Makes request ids: 128 random bits in hex.
 #[derive(Clone, Copy, Debug)]
@@ -36,6 +40,14 @@ impl MakeRequestId for MakeId {
     }
 }
 
+/// The API application: the layer stack in front of the route table
+/// ([`Routes::dispatch`]), answering with the one body type of the way back, [`Answer`].
+/// Shared by every connection; each request's future is boxed once.
+pub type Api = Arc<dyn Fn(Request) -> Answering + Send + Sync>;
+
+/// The future of one request's answer.
+pub type Answering = Pin<Box<dyn Future<Output = Result<Response<Answer>, Infallible>> + Send>>;
+
 /// The API application.
 pub fn api(
     routes: Arc<Routes>,
@@ -43,41 +55,31 @@ pub fn api(
     limits: Arc<ClientLimits>,
     metrics: Arc<Metrics>,
     cors: &Cors,
-) -> Result<Router, StartError> {
-    let api = Router::new()
-        .route(
-            "/v1/chat/completions",
-            post(routing::by_model).fallback(routing::method_not_allowed),
-        )
-        .route(
-            "/v1/completions",
-            post(routing::by_model).fallback(routing::method_not_allowed),
-        )
-        .route(
-            "/v1/embeddings",
-            post(routing::by_model).fallback(routing::method_not_allowed),
-        )
-        .route(
-            "/v1/models",
-            get(routing::models).fallback(routing::method_not_allowed),
-        )
-        // Pass-through paths and 404s: looked up in a map, so configured paths never clash
-        // with the routes above.
-        .fallback(routing::fallback);
-
+) -> Result<Api, StartError> {
     let stack = ServiceBuilder::new()
         // Outermost: every answer, errors included, carries an id clients can quote.
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeId))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
         // Sees the final status of every request (rate-limited and unauthenticated too).
         .layer(AccessLogLayer(metrics))
+        // Every answer on Anthropic's routes in Anthropic's shape, the guards' refusals too.
+        .layer(AnthropicShapeLayer)
         // Before authentication: browsers send preflights without credentials.
         .option_layer(cors_layer(cors)?)
         // Nothing past this point runs for an unknown client.
         .layer(GuardLayer(auth))
         // Needs the client identity; before routing so a flood never reaches upstreams.
-        .layer(GuardLayer(Throttle(limits)));
-    Ok(api.layer(stack).with_state(routes))
+        .layer(GuardLayer(Throttle(limits)))
+        // The route table, then the handlers (pass-through paths and 404s looked up in a
+        // map, so configured paths never clash with the routes).
+        .service_fn(move |request: Request| {
+            let routes = routes.clone();
+            async move { Ok::<_, Infallible>(routes.dispatch(request).await) }
+        });
+    Ok(Arc::new(move |request| {
+        let answering: Answering = Box::pin(stack.clone().call(request));
+        answering
+    }))
 }
 
 /// CORS from the explicit origin list; none configured means no cross-origin access at all.
@@ -101,6 +103,7 @@ fn cors_layer(cors: &Cors) -> Result<Option<CorsLayer>, StartError> {
                 [X_REQUEST_ID, header::RETRY_AFTER]
                     .into_iter()
                     .chain(crate::limits::RATE_HEADERS.map(HeaderName::from_static))
+                    .chain(crate::anthropic::error::RATE_HEADERS.map(HeaderName::from_static))
                     .collect::<Vec<_>>(),
             )
             .max_age(Duration::from_secs(86400)),

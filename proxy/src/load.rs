@@ -4,7 +4,7 @@ use std::path::Path;
 
 use ai_api_proxy_config::{KeySource, ProxyConfig};
 
-use crate::error::StartError;
+use crate::start_error::StartError;
 
 /// Reads and validates the configuration file.
 pub fn load_config(path: &Path) -> Result<ProxyConfig, StartError> {

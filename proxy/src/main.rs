@@ -1,14 +1,17 @@
 //! `ai-api-proxy`: the OpenAI-compatible gateway. This file parses flags and wires the layers,
-//! from the top: `listener` (connections, admin port, shutdown) → `app` (the layer stack) →
-//! `guard` (authentication, client limits) → `routing` → `upstream` (pool, forward, relay,
-//! breaker) → `observability` (metrics, access log). Start-up errors are `error`'s.
+//! in the order a request meets them: `listener` (connections, admin port, shutdown) → `app`
+//! (the layer stack: request id, access log, CORS) → `guard` (authentication, client limits)
+//! → `routing` (the route table, body, model; `limits` for per-key policies, `metering`) →
+//! `upstream` (attempts, retries, breaker) → `answer` (the one body of the way back: relay,
+//! `sse` events and their hooks, usage, the access-log record). Start-up errors are
+//! `start_error`'s; the proxy's own error answers `error_answer`'s.
 #![forbid(unsafe_code)]
 
-mod api_error;
+mod answer;
+mod anthropic;
 mod app;
-mod error;
+mod error_answer;
 mod guard;
-mod held;
 mod limits;
 mod listener;
 mod load;
@@ -16,6 +19,8 @@ mod metering;
 mod observability;
 mod reload;
 mod routing;
+mod sse;
+mod start_error;
 mod upstream;
 
 use std::collections::HashMap;
@@ -29,7 +34,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use tokio::sync::Semaphore;
 
-use error::StartError;
 use guard::auth::Authenticate;
 use guard::keys::{self, KeyStore};
 use guard::limit::ClientLimits;
@@ -40,6 +44,7 @@ use observability::logsink;
 use observability::metrics::Metrics;
 use routing::Routes;
 use routing::body::Budget;
+use start_error::StartError;
 use upstream::Upstream;
 use upstream::forward::{Forwarder, RetryPolicy};
 

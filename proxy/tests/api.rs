@@ -65,9 +65,7 @@ async fn chat_injects_upstream_key_and_never_forwards_the_clients() {
     // The body goes through byte for byte.
     let raw =
         r#"{"model":"gpt-4o-mini",  "messages":[{"role":"user","content":"x"}],"temperature":0.5}"#;
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .header("content-type", "application/json")
         .body(raw)
         .send()
@@ -136,7 +134,7 @@ async fn errors_have_openai_shapes() {
     assert_eq!(s, 401);
     assert_eq!(
         b,
-        r#"{"error":{"message":"Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`.","type":"invalid_request_error","param":null,"code":"missing_api_key"}}"#
+        r#"{"error":{"message":"Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>` (or `x-api-key: <key>`).","type":"invalid_request_error","param":null,"code":"missing_api_key"}}"#
     );
     assert_eq!(h["content-type"], "application/json");
     assert_eq!(h["x-request-id"].len(), 32);
@@ -231,9 +229,7 @@ async fn sdk_sees_api_errors() {
 #[tokio::test]
 async fn request_id_is_taken_or_made_and_returned() {
     let (_fake, proxy) = seed_like().await;
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .header("x-request-id", "req-123")
         .json(&chat_body("gpt-4o", false))
         .send()
@@ -258,9 +254,7 @@ async fn request_id_is_taken_or_made_and_returned() {
 #[tokio::test]
 async fn operational_endpoints_are_on_the_admin_port_only() {
     let (_fake, proxy) = seed_like().await;
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .json(&chat_body("gpt-4o", false))
         .send()
         .await
@@ -376,9 +370,7 @@ async fn cors_allows_listed_origins_only() {
     );
     let r = preflight("https://evil.example.com").await.unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .header("origin", "https://app.example.com")
         .json(&chat_body("m", false))
         .send()

@@ -195,9 +195,7 @@ async fn bodies_over_the_budget_get_503_at_once() {
     );
     // The first is unaffected, and its bytes go back to the budget when it is done.
     drop(first);
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .json(&chat_body("m", false))
         .send()
         .await

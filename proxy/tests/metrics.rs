@@ -121,19 +121,13 @@ async fn exercised_proxy() -> (Fake, Fake, Proxy) {
     c.rate_limit.burst = 10;
     let proxy = Proxy::start(c);
 
-    let chat = |model: &str, stream: bool| {
-        http()
-            .post(proxy.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
-            .json(&chat_body(model, stream))
-            .send()
-    };
-    assert_eq!(chat("m", false).await.unwrap().status(), 200);
-    let streamed = chat("m", true).await.unwrap();
+    let ask = |model: &str, stream: bool| chat(&proxy).json(&chat_body(model, stream)).send();
+    assert_eq!(ask("m", false).await.unwrap().status(), 200);
+    let streamed = ask("m", true).await.unwrap();
     assert_eq!(streamed.status(), 200);
     let (events, error) = sse_events(streamed).await;
     assert!(error.is_none() && !events.is_empty(), "{error:?}");
-    assert_eq!(chat("broken", false).await.unwrap().status(), 503);
+    assert_eq!(ask("broken", false).await.unwrap().status(), 503);
 
     // Another client's own bucket: at most burst + a few requests until the first 429.
     let mut limited = false;

@@ -9,20 +9,15 @@ use ai_api_proxy_config::Duration as D;
 use common::fake::{Behaviour, Fake, dead_url};
 use common::*;
 
-async fn chat(proxy: &Proxy) -> (u16, String, reqwest::header::HeaderMap) {
-    post_raw(
-        proxy,
-        "/v1/chat/completions",
-        Some(&format!("Bearer {CLIENT_KEY}")),
-        r#"{"model":"m","messages":[]}"#,
-    )
-    .await
+/// A plain chat completion of model `m`: status, body, headers.
+async fn ask(proxy: &Proxy) -> (u16, String, reqwest::header::HeaderMap) {
+    answer(chat(proxy).json(&chat_body("m", false))).await
 }
 
 #[tokio::test]
 async fn upstream_down_is_502() {
     let proxy = Proxy::start(config(&[("main", dead_url().await)], &[("m", &["main"])]));
-    let (s, b, _) = chat(&proxy).await;
+    let (s, b, _) = ask(&proxy).await;
     assert_eq!(s, 502);
     assert_eq!(
         b,
@@ -44,7 +39,7 @@ async fn slow_upstream_is_504_and_not_retried() {
         .set_default(Behaviour::Slow(Duration::from_secs(3)));
     let proxy = Proxy::start(config(&[("main", fake.base_url())], &[("m", &["main"])]));
     let t = Instant::now();
-    let (s, b, _) = chat(&proxy).await;
+    let (s, b, _) = ask(&proxy).await;
     assert_eq!(s, 504);
     assert_eq!(
         b,
@@ -63,7 +58,7 @@ async fn retries_then_succeeds() {
     fake.ctl
         .script([Behaviour::Status(503, None), Behaviour::Status(502, None)]);
     let proxy = Proxy::start(config(&[("main", fake.base_url())], &[("m", &["main"])]));
-    let (s, _, _) = chat(&proxy).await;
+    let (s, _, _) = ask(&proxy).await;
     assert_eq!(s, 200);
     assert_eq!(fake.ctl.count(), 3);
     assert_eq!(
@@ -84,7 +79,7 @@ async fn honours_upstream_retry_after() {
     c.retry.max_backoff = D::from_secs(2);
     let proxy = Proxy::start(c);
     let t = Instant::now();
-    let (s, _, _) = chat(&proxy).await;
+    let (s, _, _) = ask(&proxy).await;
     assert_eq!(s, 200);
     assert!(
         t.elapsed() >= Duration::from_secs(1),
@@ -98,7 +93,7 @@ async fn retry_after_beyond_max_backoff_is_passed_to_the_client() {
     let fake = Fake::start().await;
     fake.ctl.script([Behaviour::Status(429, Some(30))]);
     let proxy = Proxy::start(config(&[("main", fake.base_url())], &[("m", &["main"])]));
-    let (s, b, h) = chat(&proxy).await;
+    let (s, b, h) = ask(&proxy).await;
     assert_eq!(s, 429);
     assert_eq!(h["retry-after"], "30");
     assert!(b.contains("upstream says 429"), "{b}");
@@ -117,7 +112,7 @@ async fn falls_back_to_the_next_upstream() {
         ],
         &[("m", &["primary", "secondary"])],
     ));
-    let (s, _, _) = chat(&proxy).await;
+    let (s, _, _) = ask(&proxy).await;
     assert_eq!(s, 200);
     assert_eq!(
         primary.ctl.count(),
@@ -136,7 +131,7 @@ async fn falls_back_to_the_next_upstream() {
         ],
         &[("m", &["primary", "secondary"])],
     ));
-    assert_eq!(chat(&proxy).await.0, 200);
+    assert_eq!(ask(&proxy).await.0, 200);
     assert_eq!(secondary.ctl.count(), 2);
 }
 
@@ -157,20 +152,20 @@ async fn circuit_breaker_opens_then_recovers() {
 
     // 500 is not retried but counts as a failure; the client gets the upstream's answer.
     for _ in 0..3 {
-        assert_eq!(chat(&proxy).await.0, 500);
+        assert_eq!(ask(&proxy).await.0, 500);
     }
     assert_eq!(flaky.ctl.count(), 3);
     assert_eq!(proxy.metric(gauge).await, 1.0, "open after 3 failures");
 
     // Open: the flaky upstream is skipped, the backup answers.
-    assert_eq!(chat(&proxy).await.0, 200);
+    assert_eq!(ask(&proxy).await.0, 200);
     assert_eq!(flaky.ctl.count(), 3);
     assert_eq!(backup.ctl.count(), 1);
 
     // After open_for, one probe goes through; it succeeds and closes the breaker.
     flaky.ctl.set_default(Behaviour::Ok);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(chat(&proxy).await.0, 200);
+    assert_eq!(ask(&proxy).await.0, 200);
     assert_eq!(flaky.ctl.count(), 4);
     assert_eq!(proxy.metric(gauge).await, 0.0, "closed again");
 }
@@ -183,9 +178,9 @@ async fn all_breakers_open_is_503_with_retry_after() {
     c.circuit_breaker.failure_threshold = 2;
     c.circuit_breaker.open_for = D::from_secs(5);
     let proxy = Proxy::start(c);
-    let (s, _, _) = chat(&proxy).await;
+    let (s, _, _) = ask(&proxy).await;
     assert_eq!(s, 502, "the upstream's own 502 after retries");
-    let (s, b, h) = chat(&proxy).await;
+    let (s, b, h) = ask(&proxy).await;
     assert_eq!(s, 503);
     assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     assert!(b.contains(r#""code":"upstream_unavailable""#), "{b}");
@@ -208,7 +203,7 @@ async fn an_upstream_429_is_an_answer_not_a_failure() {
     let proxy = Proxy::start(c);
 
     for want in [500, 429, 500, 429, 200] {
-        assert_eq!(chat(&proxy).await.0, want);
+        assert_eq!(ask(&proxy).await.0, want);
     }
     assert_eq!(
         busy.ctl.count(),

@@ -57,9 +57,7 @@ async fn only_allowed_headers_cross_the_proxy() {
     c.upstreams[0].organization = Some("org-ours".into());
     c.upstreams[0].project = Some("proj_ours".into());
     let proxy = Proxy::start(c);
-    let r = http()
-        .post(proxy.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
+    let r = chat(&proxy)
         .header("x-api-key", "sk-client-extra")
         .header("api-key", "sk-client-azure")
         .header("cookie", "session=client")
@@ -233,9 +231,7 @@ async fn the_upstream_key_rotates_without_a_restart() {
     kubelet_update(&dir, "api-key", "sk-upstream-rotated\n", 1);
     let mut rotated = false;
     for _ in 0..100 {
-        let r = http()
-            .post(proxy.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
+        let r = chat(&proxy)
             .json(&chat_body("m", false))
             .send()
             .await

@@ -4,6 +4,8 @@
 //! server alone writes ([`server_side::comparable`]), plus the objects a prune would delete.
 //! Also which revision is live, and whether the cluster drifted from it: the same comparison
 //! against the revision's objects (forced, so a field someone else took shows as drift).
+//! An environment a GitOps engine manages is compared the engine's way: its folder's objects,
+//! without the ApplySet parent that only `apply` writes ([`owner`]).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,7 @@ use kube::Api;
 use kube::api::DynamicObject;
 
 use super::discovery::Discovery;
+use super::owner::{self, Owner};
 use super::prune::Candidate;
 use super::revision::{History, Status};
 use super::server_side::{self, Planned, comparable};
@@ -26,7 +29,14 @@ use crate::render::{self, File};
 pub async fn plan(client: &kube::Client, target: &Target) -> Result<Live> {
     let namespace = target.namespace.as_str();
     let setup = Setup::read(client, Discovery::read(client).await?, target).await?;
-    let plan = target.with_parent(&setup.members);
+    let owners: Vec<Owner> = owner::owners(client, &target.objects)
+        .await?
+        .into_keys()
+        .collect();
+    let plan = match owners.is_empty() {
+        true => target.with_parent(&setup.members),
+        false => target.objects.clone(),
+    };
     let namespace_exists = Api::<Namespace>::all(client.clone())
         .get_metadata_opt(namespace)
         .await
@@ -89,7 +99,11 @@ pub async fn plan(client: &kube::Client, target: &Target) -> Result<Live> {
             })
         }
     };
-    Ok(Live { plan, revision })
+    Ok(Live {
+        plan,
+        revision,
+        owners,
+    })
 }
 
 /// The live plan, and the revision the cluster was last given.
@@ -99,6 +113,8 @@ pub struct Live {
     pub plan: Plan,
     /// The newest revision, `None` before the first recorded apply.
     pub revision: Option<LiveRevision>,
+    /// The GitOps engines' objects that manage the environment, if any.
+    pub owners: Vec<Owner>,
 }
 
 /// The newest revision and how the cluster differs from it.

@@ -11,6 +11,7 @@ pub mod discovery;
 pub mod handover;
 pub mod live;
 pub mod lock;
+pub mod owner;
 pub mod preflight;
 pub mod prune;
 pub mod release;

@@ -57,6 +57,7 @@ pub async fn run(
         options.prune.then_some(setup.prune_kinds.as_slice()),
         namespace,
         &secrets,
+        !options.force_conflicts,
     )
     .await?;
     let planned = server_side::check(

@@ -66,9 +66,10 @@ pub fn live_plan(
         let (client, url) = cluster.client().await?;
         let target = crate::apply::target::Target::of_built(built, env_name);
         let live = crate::apply::live::plan(&client, &target).await?;
-        Ok((
-            live,
-            format!("{url}, namespace {}", built.env.namespace.as_str()),
-        ))
+        let mut name = format!("{url}, namespace {}", built.env.namespace.as_str());
+        for owner in &live.owners {
+            name.push_str(&format!(", managed by {owner}"));
+        }
+        Ok((live, name))
     })
 }

@@ -6,6 +6,7 @@ mod config;
 mod diff;
 mod docs;
 mod envs;
+mod gitops;
 mod history;
 mod plan;
 mod render;
@@ -98,6 +99,14 @@ enum Command {
     Diff(diff::DiffArgs),
     /// List the environments defined in the environments folder.
     Envs,
+    /// Print what Flux (GitRepository + Kustomization) or Argo CD (Application) needs to
+    /// reconcile <out>/<env>/ from Git, for `kubectl apply --server-side -f -`.
+    ///
+    /// Prune on; health checks (kstatus) on every object applied, the Deployment, the
+    /// HorizontalPodAutoscaler and the PodDisruptionBudget among them; prerequisites (the
+    /// Secrets' Kustomization or Application) with --depends-on. The objects are the engine's,
+    /// never rendered into <out>/<env>/. Writes nothing.
+    Gitops(gitops::GitopsArgs),
     /// Print the JSON Schema of an environment file (for editors and taplo).
     ///
     /// Without --merged: the schema of one layer file (every key optional, unknown keys
@@ -136,6 +145,7 @@ impl Cli {
             Command::Config(args) => args.run(&self.environments),
             Command::Diff(args) => args.run(&self.environments),
             Command::Envs => envs::run(&self.environments),
+            Command::Gitops(args) => args.run(&self.environments, &self.out),
             Command::Schema(args) => args.run(),
             Command::Completions(args) => args.run(),
             Command::Man(args) => args.run(),

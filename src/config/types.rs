@@ -282,10 +282,15 @@ pub struct NetworkPolicy {
     /// allowed there only. Required exactly when `proxy.shared_limits` is set.
     #[serde(default)]
     pub shared_limits: Option<StorePeers>,
+    /// Where the OpenTelemetry collector of `proxy.telemetry.otlp` runs: egress to its port
+    /// is allowed there only. Required exactly when `proxy.telemetry.otlp` is set.
+    #[serde(default)]
+    pub otlp_collector: Option<StorePeers>,
 }
 
-/// Where the Redis (or Valkey) of `proxy.shared_limits` runs: pods in the cluster, address
-/// ranges outside it (a managed service), or both.
+/// Where a service the proxy calls runs (the Redis or Valkey of `proxy.shared_limits`, the
+/// OpenTelemetry collector): pods in the cluster, address ranges outside it (a managed
+/// service), or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorePeers {

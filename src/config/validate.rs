@@ -11,6 +11,7 @@ mod route;
 mod rules;
 mod secrets;
 mod shared_limits;
+mod telemetry;
 #[cfg(test)]
 mod tests;
 mod traffic;
@@ -45,6 +46,7 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     rules::pod(&mut r, env);
     rules::proxy_in_a_cluster(&mut r, env);
     shared_limits::shared_limits(&mut r, env);
+    telemetry::telemetry(&mut r, env);
     secrets::no_secret_values(&mut r, env);
     // Messages quote the values they reject; a rejected value that is a credential is not repeated.
     r.into_problems()

@@ -69,7 +69,7 @@ pub fn metadata(env: &Environment, env_name: &str) -> ObjectMeta {
 }
 
 /// `<env.name>-<environment>`, made a valid label value.
-fn instance(env: &Environment, env_name: &str) -> String {
+pub fn instance(env: &Environment, env_name: &str) -> String {
     label_value(&format!("{}-{env_name}", env.name.as_str()))
 }
 

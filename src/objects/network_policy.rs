@@ -1,6 +1,6 @@
 //! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
 //! scraping only from the scraper's namespace to the admin port; egress only to the cluster
-//! DNS, to the upstreams' ports and to the shared limits store.
+//! DNS, to the upstreams' ports, to the shared limits store and to the OpenTelemetry collector.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::labels;
-use crate::config::Environment;
+use crate::config::{Environment, StorePeers};
 
 /// The label the API server puts on every namespace, holding its name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -113,13 +113,25 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
         });
     }
     rules.extend(store(env));
+    rules.extend(collector(env));
     rules
 }
 
 /// The shared limits store's port, towards its pods or address ranges only.
 fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
     let (_, store_port) = env.proxy.shared_limits.as_ref()?.host_port()?;
-    let peers = env.network_policy.shared_limits.as_ref()?;
+    to_peers(env.network_policy.shared_limits.as_ref()?, store_port)
+}
+
+/// The OTLP collector's port (`proxy.telemetry.otlp.endpoint`), towards its pods or address
+/// ranges only.
+fn collector(env: &Environment) -> Option<NetworkPolicyEgressRule> {
+    let (_, port) = env.proxy.telemetry.otlp.as_ref()?.host_port()?;
+    to_peers(env.network_policy.otlp_collector.as_ref()?, port)
+}
+
+/// Egress to `port` of the pods and address ranges of `peers`; `None` when they name none.
+fn to_peers(peers: &StorePeers, port_number: u16) -> Option<NetworkPolicyEgressRule> {
     let in_cluster = peers.namespace.is_some() || !peers.pod_labels.is_empty();
     let pods = in_cluster.then(|| NetworkPolicyPeer {
         namespace_selector: peers.namespace.as_ref().map(|ns| namespace(ns.as_str())),
@@ -144,7 +156,7 @@ fn store(env: &Environment) -> Option<NetworkPolicyEgressRule> {
         .collect();
     (!to.is_empty()).then(|| NetworkPolicyEgressRule {
         to: Some(to),
-        ports: Some(vec![port("TCP", i32::from(store_port))]),
+        ports: Some(vec![port("TCP", i32::from(port_number))]),
     })
 }
 
@@ -325,6 +337,28 @@ mod tests {
         );
         env.proxy.shared_limits = None;
         assert_eq!(spec(&env).egress.map(|e| e.len()), Some(2));
+    }
+
+    #[test]
+    fn the_collector_is_reached_on_its_port_only_where_it_runs() {
+        let mut env = load("staging");
+        let egress = spec(&env).egress.unwrap_or_default();
+        let last = egress.last().unwrap();
+        assert_eq!(ports(last), [("TCP".into(), 4318)]);
+        let peer = &last.to.as_ref().unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone()),
+            Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.into(),
+                "observability".into()
+            )]))
+        );
+        assert!(peer.pod_selector.is_some());
+        let before = egress.len();
+        env.proxy.telemetry.otlp = None;
+        assert_eq!(spec(&env).egress.map(|e| e.len()), Some(before - 1));
     }
 
     #[test]

@@ -33,6 +33,8 @@
 
 mod bins;
 mod components;
+pub mod flux;
+pub mod git_server;
 mod pki;
 mod procs;
 
@@ -91,6 +93,13 @@ impl Plane {
     /// The API server's URL, `https://127.0.0.1:<port>`.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// A folder `name` inside the plane's own (removed with it), created if missing.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.dir.join(name);
+        fs::create_dir_all(&dir).unwrap();
+        dir
     }
 
     /// How long the plane took to start, from nothing to nodes Ready.

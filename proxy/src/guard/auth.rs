@@ -1,4 +1,5 @@
-//! Client authentication: `Authorization: Bearer <key>` checked against the key store.
+//! Client authentication: `Authorization: Bearer <key>` (OpenAI's SDKs) or `x-api-key: <key>`
+//! (Anthropic's) checked against the key store.
 //!
 //! Every request on the API port is checked: health, readiness and metrics live on the admin
 //! listener, so there is no list of exceptions for a new route to slip onto.
@@ -7,12 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::response::Response;
+use http::Response;
 use http::header::AUTHORIZATION;
 
 use super::keys::KeyStore;
 use super::{Check, Client};
-use crate::api_error::ProxyError;
+use crate::answer::Answer;
+use crate::error_answer::ProxyError;
+use crate::upstream::headers::X_API_KEY;
 
 /// How clients are checked.
 #[derive(Clone)]
@@ -48,11 +51,17 @@ impl Authenticate {
                 Ok(Client::Anonymous(ip))
             }
             Self::Keys(store) => {
-                let header = request
-                    .headers()
+                let headers = request.headers();
+                let token = headers
                     .get(AUTHORIZATION)
+                    .and_then(|h| bearer(h.as_bytes()))
+                    .or_else(|| {
+                        headers
+                            .get(X_API_KEY)
+                            .map(|h| h.as_bytes().trim_ascii())
+                            .filter(|k| !k.is_empty())
+                    })
                     .ok_or(ProxyError::MissingKey)?;
-                let token = bearer(header.as_bytes()).ok_or(ProxyError::MissingKey)?;
                 store
                     .lookup(token)
                     .map(Client::Key)
@@ -71,9 +80,9 @@ impl Check for Authenticate {
         Ok(client)
     }
 
-    /// The client's id goes into the response's extensions, for the access log.
-    fn answer(client: Client, mut response: Response) -> Response {
-        response.extensions_mut().insert(client.log_id());
+    /// The client's id goes into the answer's facts, for the access log.
+    fn answer(client: Client, mut response: Response<Answer>) -> Response<Answer> {
+        response.body_mut().facts.client = Some(client.log_id());
         response
     }
 }
@@ -84,11 +93,37 @@ mod tests {
     use crate::guard::keys::{hash_hex, parse};
 
     fn request(auth: Option<&str>) -> Request {
+        with_headers(auth.map(|a| (AUTHORIZATION.as_str(), a)))
+    }
+
+    fn with_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Request {
         let mut b = http::Request::builder().uri("/v1/models");
-        if let Some(a) = auth {
-            b = b.header(AUTHORIZATION, a);
+        for (k, v) in headers {
+            b = b.header(k, v);
         }
         b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn accepts_anthropic_x_api_key_when_there_is_no_bearer() {
+        let file = format!("team-a:{}\nteam-b:{}\n", hash_hex("sk-a"), hash_hex("sk-b"));
+        let auth = Authenticate::Keys(Arc::new(KeyStore::new(parse(&file).unwrap())));
+        let id = |h: &[(&str, &str)]| auth.identify(&with_headers(h.iter().copied()));
+        assert_eq!(id(&[("x-api-key", "sk-a")]).unwrap().id(), "team-a");
+        assert_eq!(id(&[("x-api-key", " sk-b ")]).unwrap().id(), "team-b");
+        // A bearer key wins over x-api-key; a non-bearer Authorization leaves x-api-key.
+        let both = [("authorization", "Bearer sk-b"), ("x-api-key", "sk-a")];
+        assert_eq!(id(&both).unwrap().id(), "team-b");
+        let basic = [("authorization", "Basic eA=="), ("x-api-key", "sk-a")];
+        assert_eq!(id(&basic).unwrap().id(), "team-a");
+        assert!(matches!(
+            id(&[("x-api-key", "sk-c")]),
+            Err(ProxyError::InvalidKey)
+        ));
+        assert!(matches!(
+            id(&[("x-api-key", "")]),
+            Err(ProxyError::MissingKey)
+        ));
     }
 
     #[test]

@@ -5,14 +5,13 @@
 //! map without a lock ([`arc_swap`]); a reload parses the new text completely first, so a bad
 //! file never replaces good keys.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 /// Hash of each accepted key → client id.
-pub type KeyMap = HashMap<[u8; 32], Arc<str>>;
+pub type KeyMap = foldhash::HashMap<[u8; 32], Arc<str>>;
 
 /// Why a key file cannot be used. Never contains the file's text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +31,7 @@ pub enum KeyFileError {
 
 /// Parses a key file.
 pub fn parse(text: &str) -> Result<KeyMap, KeyFileError> {
-    let mut keys = KeyMap::new();
+    let mut keys = KeyMap::default();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {

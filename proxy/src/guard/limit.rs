@@ -3,22 +3,21 @@
 //! `Retry-After`), and a cap on its requests in flight, streams included (429), since a rate
 //! alone does not bound what one client holds when each stream lasts minutes.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_api_proxy_config::{Policies, RateLimit};
-use axum::body::Body;
 use axum::extract::Request;
-use axum::response::Response;
+use foldhash::HashMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use http::Response;
 
 use super::{Check, Client};
-use crate::api_error::ProxyError;
-use crate::held::Held;
+use crate::answer::Answer;
+use crate::error_answer::ProxyError;
 use crate::observability::metrics::Metrics;
 
 /// Per-client limits from configuration.
@@ -40,7 +39,7 @@ impl ClientLimits {
         let burst = NonZeroU32::new(cfg.burst).unwrap_or(NonZeroU32::MIN);
         Self {
             bucket: RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst)),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::default()),
             max_in_flight: cfg.max_in_flight.max(1),
             key_caps: policies
                 .keys
@@ -141,11 +140,11 @@ impl Check for Throttle {
     }
 
     /// The slot is held until the answer's body has been sent or abandoned.
-    fn answer(slot: Option<Slot>, response: Response) -> Response {
-        match slot {
-            Some(slot) => response.map(|inner| Body::new(Held::new(inner, slot))),
-            None => response,
+    fn answer(slot: Option<Slot>, mut response: Response<Answer>) -> Response<Answer> {
+        if let Some(slot) = slot {
+            response.body_mut().hold(slot);
         }
+        response
     }
 }
 

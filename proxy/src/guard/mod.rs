@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
+use http::Response;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::api_error::ProxyError;
-use crate::observability::exchange::ClientId;
+use crate::answer::Answer;
+use crate::error_answer::ProxyError;
+use crate::observability::facts;
 
 /// Who is calling: a configured client id, or an anonymous caller identified by IP.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -41,11 +42,11 @@ impl Client {
         }
     }
 
-    /// The id the access log reads from the answer's extensions.
-    pub fn log_id(&self) -> ClientId {
+    /// The id for the access log and metric labels: the key id, or `anonymous`.
+    pub fn log_id(&self) -> Arc<str> {
         match self {
-            Self::Key(id) => ClientId(id.clone()),
-            Self::Anonymous(_) => ClientId::anonymous(),
+            Self::Key(id) => id.clone(),
+            Self::Anonymous(_) => facts::anonymous(),
         }
     }
 }
@@ -57,7 +58,7 @@ pub trait Check: Clone {
     /// `Ok` lets the request through; `Err` is answered instead.
     fn check(&self, request: &mut Request) -> Result<Self::Pass, ProxyError>;
     /// Applies what the check let through to the answer.
-    fn answer(pass: Self::Pass, response: Response) -> Response;
+    fn answer(pass: Self::Pass, response: Response<Answer>) -> Response<Answer>;
 }
 
 /// The layer that puts a [`Check`] in front of a service.
@@ -84,10 +85,10 @@ pub struct Guard<S, C> {
 
 impl<S, C> Service<Request> for Guard<S, C>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response<Answer>, Error = Infallible>,
     C: Check,
 {
-    type Response = Response;
+    type Response = Response<Answer>;
     type Error = Infallible;
     type Future = Guarded<S::Future, C>;
 
@@ -98,7 +99,7 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         match self.check.check(&mut request) {
             Ok(pass) => Guarded::pass(self.inner.call(request), pass),
-            Err(refusal) => Guarded::refuse(refusal.into_response()),
+            Err(refusal) => Guarded::refuse(Answer::error(refusal)),
         }
     }
 }
@@ -115,14 +116,14 @@ pin_project! {
         },
         /// The request was refused with this answer.
         Refused {
-            response: Option<Response>,
+            response: Option<Response<Answer>>,
         },
     }
 }
 
 impl<F, C: Check> Guarded<F, C> {
     /// Refuses with `response`.
-    pub fn refuse(response: Response) -> Self {
+    pub fn refuse(response: Response<Answer>) -> Self {
         Self::Refused {
             response: Some(response),
         }
@@ -139,9 +140,9 @@ impl<F, C: Check> Guarded<F, C> {
 
 impl<F, C: Check> Future for Guarded<F, C>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    F: Future<Output = Result<Response<Answer>, Infallible>>,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<Answer>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {

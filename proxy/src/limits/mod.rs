@@ -14,7 +14,7 @@ mod refusal;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,6 +27,8 @@ use prometheus_client::metrics::gauge::Gauge;
 
 pub use dims::Limits;
 pub use redis::StoreError;
+#[cfg(test)]
+pub use refusal::Gauge as RateGauge;
 pub use refusal::{RATE_HEADERS, RateHeaders, Refusal};
 
 use lease::{Ledger, cost, lease_sizes, need};
@@ -111,7 +113,7 @@ impl Limiter {
             fail_closed: cfg.is_some_and(|c| c.when_unreachable == WhenUnreachable::Refuse),
             lease_percent: cfg.map_or(5, |c| c.lease.percent),
             settle_every: cfg.map_or(Duration::from_secs(1), |c| c.lease.settle_every.get()),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::default()),
             degraded: AtomicBool::new(false),
             metrics,
         })
@@ -485,11 +487,6 @@ impl Permit {
             estimate: 0,
             headers: RateHeaders::default(),
         }
-    }
-
-    /// Does this request count against a limit (is there anything to settle)?
-    pub fn counts(&self) -> bool {
-        self.limiter.is_some()
     }
 
     /// Ends the request with its real token usage (`None`: unknown, the estimate stands).

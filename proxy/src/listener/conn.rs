@@ -18,7 +18,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ai_api_proxy_config::Limits;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -29,17 +28,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, Sleep};
-use tower::Service as _;
 
-use crate::api_error::ProxyError;
-use crate::held::Held;
+use crate::app::Api;
+use crate::error_answer::ProxyError;
 use crate::observability::metrics::{Metrics, PhaseLabels};
 
 /// What every connection of a worker shares.
 #[derive(Clone)]
 pub struct Conns {
     /// The API application.
-    pub app: Router,
+    pub app: Api,
     /// One permit per connection the process may hold open.
     pub slots: Arc<Semaphore>,
     /// Limits from configuration.
@@ -111,10 +109,11 @@ pub async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::R
             let mut request = request.map(Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
             let busy = Busy::start(&activity);
-            let answer = app.clone().call(request);
+            let answer = app(request);
             async move {
-                let response = answer.await?;
-                Ok::<_, Infallible>(response.map(|inner| Held::new(inner, busy)))
+                let mut response = answer.await?;
+                response.body_mut().hold(busy);
+                Ok::<_, Infallible>(response)
             }
         });
         let connection = builder.serve_connection(io, service).into_owned();
@@ -145,7 +144,7 @@ fn refuse(tcp: &TcpStream) {
 
 /// A 408 for a client that did not finish its request head in time.
 fn request_timeout_response() -> String {
-    let body = crate::api_error::error_json(
+    let body = crate::error_answer::error_json(
         "The request headers were not received in time.",
         "invalid_request_error",
         None,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
-use crate::error::StartError;
+use crate::start_error::StartError;
 use conn::Conns;
 
 /// How many workers to run: one per available core (cgroup CPU limits included).
@@ -104,7 +104,7 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("shutdown: drain deadline reached; ending open streams with an error event");
-        crate::upstream::relay::cut_open_answers();
+        crate::answer::cut_open_answers();
         let _ = tokio::time::timeout(CUT_FLUSH, all_done).await;
     }
     Ok(())

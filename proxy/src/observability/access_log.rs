@@ -1,29 +1,24 @@
-//! One JSON access-log line per request, written when its body has been sent (or abandoned),
-//! plus the request metrics that need the same facts: status, model, upstream, duration.
+//! One JSON access-log line per request, written when its answer has been sent (or abandoned),
+//! plus the request metrics that need the same facts: status, model, upstream, duration. The
+//! layer wraps nothing: it hands its [`Record`] to the answer's body ([`Attach`]), which fills
+//! in the facts and drops it when the answer ends.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
-use bytes::Bytes;
-use http::Method;
-use http_body::{Body as _, Frame, SizeHint};
+use http::{Method, Request, Response};
 use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::{Layer, Service};
 
-pub use super::exchange::X_REQUEST_ID;
-use super::exchange::{ClientId, Exchange};
+use super::facts::Facts;
+pub use super::facts::X_REQUEST_ID;
 use super::logsink;
 use super::metrics::{Metrics, ModelLabels, RequestLabels};
-use crate::api_error::ErrorCode;
-use axum::BoxError;
 
 /// The facts of one request, logged when dropped.
 pub struct Record {
@@ -34,11 +29,18 @@ pub struct Record {
     request_id: String,
     /// 499 until a response exists: the client left before we answered.
     status: u16,
-    client: Option<ClientId>,
-    exchange: Option<Arc<Exchange>>,
-    error: Option<&'static str>,
-    bytes: u64,
-    complete: bool,
+    /// What the layers below learned.
+    pub facts: Facts,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// The answer was sent to its end.
+    pub complete: bool,
+}
+
+/// An answer body that takes the record and drops it when the answer ends.
+pub trait Attach {
+    /// Keeps `record` until the answer has been sent or abandoned.
+    fn attach(&mut self, record: Record);
 }
 
 impl Drop for Record {
@@ -46,11 +48,10 @@ impl Drop for Record {
         let elapsed = self.start.elapsed();
         let m = &self.metrics;
         m.in_flight.dec();
-        static DASH: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
-        let dash = DASH.clone();
-        let (model, upstream) = self.exchange.as_ref().map_or((dash.clone(), dash), |e| {
-            (e.model.clone(), e.upstream.clone())
-        });
+        static DASH: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("-"));
+        let f = &self.facts;
+        let model = f.model.clone().unwrap_or_else(|| DASH.clone());
+        let upstream = f.upstream.clone().unwrap_or_else(|| DASH.clone());
         m.requests
             .get_or_create(&RequestLabels {
                 model: model.clone(),
@@ -63,29 +64,25 @@ impl Drop for Record {
                 model: model.clone(),
             })
             .observe(elapsed.as_secs_f64());
-        let e = self.exchange.as_deref();
-        let usage = e.and_then(|e| e.usage.get());
         let line = Line {
             timestamp: logsink::timestamp(),
             level: "INFO",
             target: "access",
             request_id: &self.request_id,
-            client: self.client.as_ref().map_or("-", |c| &c.0),
+            client: f.client.as_deref().unwrap_or("-"),
             method: self.method.as_str(),
             path: &self.path,
             model: &model,
             upstream: &upstream,
             status: self.status,
-            error: self
-                .error
-                .or_else(|| e.and_then(|e| e.stream_error.get().copied())),
-            attempts: e.map_or(0, |e| e.attempts),
-            upstream_first_byte_ms: e.map(|e| e.ttfb.as_secs_f64() * 1000.0),
+            error: f.error,
+            attempts: f.attempts,
+            upstream_first_byte_ms: f.ttfb.map(|t| t.as_secs_f64() * 1000.0),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             bytes_sent: self.bytes,
             complete: self.complete,
-            prompt_tokens: usage.map(|u| u.prompt_tokens),
-            completion_tokens: usage.map(|u| u.completion_tokens),
+            prompt_tokens: f.usage.map(|u| u.prompt_tokens),
+            completion_tokens: f.usage.map(|u| u.completion_tokens),
         };
         logsink::write_line(|buf| {
             let _ = serde_json::to_writer(buf, &line);
@@ -143,11 +140,12 @@ pub struct AccessLog<S> {
     metrics: Arc<Metrics>,
 }
 
-impl<S> Service<Request> for AccessLog<S>
+impl<S, Q, B> Service<Request<Q>> for AccessLog<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request<Q>, Response = Response<B>, Error = Infallible>,
+    B: Attach,
 {
-    type Response = Response;
+    type Response = Response<B>;
     type Error = Infallible;
     type Future = Logging<S::Future>;
 
@@ -155,7 +153,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, request: Request<Q>) -> Self::Future {
         self.metrics.in_flight.inc();
         let record = Record {
             start: Instant::now(),
@@ -168,9 +166,7 @@ where
                 .unwrap_or("-")
                 .to_owned(),
             status: 499,
-            client: None,
-            exchange: None,
-            error: None,
+            facts: Facts::default(),
             bytes: 0,
             complete: false,
             metrics: self.metrics.clone(),
@@ -183,8 +179,8 @@ where
 }
 
 pin_project! {
-    /// The inner answer; when it is ready, its body is wrapped to log on completion. If this
-    /// future is dropped first (client gone), the record logs status 499 on drop.
+    /// The inner answer; when it is ready, the record goes to its body. If this future is
+    /// dropped first (client gone), the record logs status 499 on drop.
     pub struct Logging<F> {
         #[pin]
         inner: F,
@@ -192,78 +188,20 @@ pin_project! {
     }
 }
 
-impl<F> Future for Logging<F>
+impl<F, B> Future for Logging<F>
 where
-    F: Future<Output = Result<Response, Infallible>>,
+    F: Future<Output = Result<Response<B>, Infallible>>,
+    B: Attach,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<B>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Ok(response) = ready!(this.inner.poll(cx));
-        let Some(mut record) = this.record.take() else {
-            return Poll::Ready(Ok(response));
-        };
-        let (mut parts, body) = response.into_parts();
-        record.status = parts.status.as_u16();
-        record.client = parts.extensions.remove::<ClientId>();
-        record.exchange = parts.extensions.remove::<Arc<Exchange>>();
-        record.error = parts.extensions.remove::<ErrorCode>().map(|c| c.0);
-        Poll::Ready(Ok(Response::from_parts(
-            parts,
-            Body::new(Logged {
-                inner: body,
-                record,
-            }),
-        )))
-    }
-}
-
-/// The response body, counting bytes; its drop writes the log line.
-struct Logged {
-    inner: Body,
-    record: Record,
-}
-
-impl http_body::Body for Logged {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(d) = frame.data_ref() {
-                    this.record.bytes += d.len() as u64;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => {
-                this.record.complete = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        let Ok(mut response) = ready!(this.inner.poll(cx));
+        if let Some(mut record) = this.record.take() {
+            record.status = response.status().as_u16();
+            response.body_mut().attach(record);
         }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Logged {
-    fn drop(&mut self) {
-        // hyper may stop polling a body that says it has ended; that is completion too.
-        if self.inner.is_end_stream() {
-            self.record.complete = true;
-        }
+        Poll::Ready(Ok(response))
     }
 }

@@ -1,6 +1,6 @@
 //! Observability: Prometheus metrics and the access log.
 
 pub mod access_log;
-pub mod exchange;
+pub mod facts;
 pub mod logsink;
 pub mod metrics;

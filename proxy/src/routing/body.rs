@@ -13,7 +13,7 @@ use http::header::CONTENT_LENGTH;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use crate::api_error::{ProxyError, Result};
+use crate::error_answer::{ProxyError, Result};
 use crate::observability::metrics::{Metrics, PhaseLabels};
 
 /// Size and time limits of one body, from configuration.
@@ -67,7 +67,7 @@ impl Reserved {
     }
 
     /// Takes `n` more bytes, or refuses if the budget would be exceeded.
-    fn grow(&mut self, n: u64) -> Result<()> {
+    pub fn grow(&mut self, n: u64) -> Result<()> {
         let b = &self.budget;
         let mut held = b.held.load(Ordering::Relaxed);
         loop {

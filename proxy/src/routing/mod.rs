@@ -1,24 +1,27 @@
-//! Routing: the OpenAI API handlers. Read the body (bounded), read `model`, pick the model's
-//! upstreams, forward.
+//! Routing: the API's routes ([`ROUTES`], with the method each answers, which is also the
+//! `Allow` header of a 405) and their handlers. Read the body (bounded), read `model`, pick the
+//! model's upstreams, forward; pass-through paths and 404s after the table.
 
 pub mod body;
+mod messages;
 pub mod model;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ai_api_proxy_config::ProxyConfig;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use ai_api_proxy_config::{ProxyConfig, UpstreamKind};
+use axum::extract::Request;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Response};
 
-use crate::api_error::{ProxyError, Result};
-use crate::error::StartError;
+use crate::answer::Answer;
+use crate::error_answer::{ProxyError, Result};
 use crate::guard::Client;
 use crate::limits::Limiter;
 use crate::metering;
+use crate::observability::facts;
+use crate::start_error::StartError;
 use crate::upstream::Upstream;
 use crate::upstream::forward::{Forwarder, Outgoing};
 use body::{BodyLimits, Budget};
@@ -29,6 +32,8 @@ pub struct Route {
     pub name: Arc<str>,
     /// Upstreams in order.
     pub upstreams: Vec<Arc<Upstream>>,
+    /// The API they speak (one for all: validation refuses a mix).
+    pub kind: UpstreamKind,
 }
 
 /// What the handlers need: routes, body limits, and the forwarder.
@@ -66,13 +71,15 @@ impl Routes {
         };
         let mut models = HashMap::new();
         for m in &config.models {
+            let upstreams: Vec<Arc<Upstream>> = m
+                .upstreams
+                .iter()
+                .map(|u| find(u))
+                .collect::<Result<_, _>>()?;
             let route = Route {
                 name: Arc::from(m.name.as_str()),
-                upstreams: m
-                    .upstreams
-                    .iter()
-                    .map(|u| find(u))
-                    .collect::<Result<_, _>>()?,
+                kind: upstreams.first().map_or(UpstreamKind::Openai, |u| u.kind),
+                upstreams,
             };
             models.insert(m.name.clone(), route);
         }
@@ -104,45 +111,144 @@ fn suffix(uri: &http::Uri) -> &str {
     pq.strip_prefix("/v1").unwrap_or(pq)
 }
 
-/// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: routed by model.
-pub async fn by_model(State(routes): State<Arc<Routes>>, request: Request) -> Response {
-    match by_model_inner(&routes, request).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+/// What a route runs.
+#[derive(Clone, Copy, Debug)]
+enum Handler {
+    /// Routed by the body's `model`.
+    ByModel,
+    /// The configured models, answered here.
+    Models,
+    /// Anthropic's Messages API, routed by `model`.
+    Messages,
+    /// Anthropic's token count, routed by `model`.
+    CountTokens,
 }
 
-async fn by_model_inner(routes: &Routes, request: Request) -> Result<Response> {
-    let (parts, body) = request.into_parts();
-    // Held until the upstream's answer has started: the body is in memory until then.
-    let (body, _reserved) = body::read(body, &parts.headers, routes.body, &routes.budget).await?;
-    let (model, facts) = model::read(&body)?;
-    let route = routes
-        .models
-        .get(model.as_ref())
-        .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
-    let (client, label) = client_ids(&parts.extensions);
-    // After routing (the model is known, and 404 comes first) and before the upstream.
-    let permit = routes
-        .limiter
-        .admit(&client, Some(&route.name), facts.estimate(body.len()))
-        .await?;
-    // Every stream is metered: ask for usage when the client did not (taken back out below).
-    let with_usage = facts
-        .needs_usage_added()
-        .then(|| metering::with_usage_requested(&body))
-        .flatten();
-    let usage_added = with_usage.is_some();
-    let out = Outgoing {
-        method: &parts.method,
-        suffix: suffix(&parts.uri),
-        headers: &parts.headers,
-        model: route.name.clone(),
-        client: label,
-        body: with_usage.map_or_else(|| body.clone(), Bytes::from),
-    };
-    let response = routes.forwarder.forward(&route.upstreams, out).await;
-    Ok(metering::meter(response, permit, usage_added))
+/// The API's routes: path, the one method it answers (a 405's `Allow`), and its handler.
+/// Anything else is a pass-through path from the configuration, or 404.
+const ROUTES: [(&str, &str, Handler); 6] = [
+    ("/v1/chat/completions", "POST", Handler::ByModel),
+    ("/v1/completions", "POST", Handler::ByModel),
+    ("/v1/embeddings", "POST", Handler::ByModel),
+    ("/v1/models", "GET", Handler::Models),
+    ("/v1/messages", "POST", Handler::Messages),
+    ("/v1/messages/count_tokens", "POST", Handler::CountTokens),
+];
+
+impl Routes {
+    /// Answers `request` by the route table.
+    pub async fn dispatch(self: Arc<Self>, request: Request) -> Response<Answer> {
+        let path = request.uri().path();
+        let Some((_, method, handler)) = ROUTES.iter().find(|(p, ..)| *p == path) else {
+            return self.fallback(request).await;
+        };
+        let allowed = request.method().as_str() == *method
+            || (*method == "GET" && request.method() == Method::HEAD);
+        if !allowed {
+            return Answer::error(ProxyError::MethodNotAllowed {
+                method: request.method().clone(),
+                path: truncate(path),
+                allow: method,
+            });
+        }
+        match handler {
+            Handler::ByModel => self.by_model(request).await.unwrap_or_else(Answer::error),
+            Handler::Models => self.models(),
+            Handler::Messages => self
+                .messages(request, false)
+                .await
+                .unwrap_or_else(Answer::error),
+            Handler::CountTokens => self
+                .messages(request, true)
+                .await
+                .unwrap_or_else(Answer::error),
+        }
+    }
+
+    /// `POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`: routed by model.
+    async fn by_model(&self, request: Request) -> Result<Response<Answer>> {
+        let routes = self;
+        let (parts, body) = request.into_parts();
+        // Held until the upstream's answer has started: the body is in memory until then.
+        let (body, _reserved) =
+            body::read(body, &parts.headers, routes.body, &routes.budget).await?;
+        let (model, facts) = model::read(&body)?;
+        let route = routes
+            .models
+            .get(model.as_ref())
+            .ok_or_else(|| ProxyError::ModelNotFound(truncate(&model)))?;
+        if route.kind == UpstreamKind::Anthropic {
+            return self
+                .chat_to_anthropic(&parts, body.clone(), route, &facts)
+                .await;
+        }
+        let (client, label) = client_ids(&parts.extensions);
+        // After routing (the model is known, and 404 comes first) and before the upstream.
+        let permit = routes
+            .limiter
+            .admit(&client, Some(&route.name), facts.estimate(body.len()))
+            .await?;
+        // Every stream is metered: ask for usage when the client did not (taken back out below).
+        let with_usage = facts
+            .needs_usage_added()
+            .then(|| metering::with_usage_requested(&body))
+            .flatten();
+        let usage_added = with_usage.is_some();
+        let out = Outgoing {
+            method: &parts.method,
+            suffix: suffix(&parts.uri),
+            headers: &parts.headers,
+            model: route.name.clone(),
+            client: label,
+            body: with_usage.map_or_else(|| body.clone(), Bytes::from),
+        };
+        let mut response = routes.forwarder.forward(&route.upstreams, out).await;
+        metering::meter(&mut response, permit, usage_added);
+        response.body_mut().facts.operation = Some(operation(parts.uri.path()));
+        Ok(response)
+    }
+
+    /// Configured pass-through paths: forwarded as they are to their upstream; else 404.
+    async fn fallback(&self, request: Request) -> Response<Answer> {
+        let Some(up) = self.passthrough.get(request.uri().path()).cloned() else {
+            return Answer::error(ProxyError::UnknownUrl {
+                method: request.method().clone(),
+                path: truncate(request.uri().path()),
+            });
+        };
+        let (parts, body) = request.into_parts();
+        let (body, _reserved) =
+            match body::read(body, &parts.headers, self.body, &self.budget).await {
+                Ok(b) => b,
+                Err(e) => return Answer::error(e),
+            };
+        // Pass-through requests count against the key's rates and budgets too (no model list).
+        let (client, label) = client_ids(&parts.extensions);
+        let estimate = metering::Facts::default().estimate(body.len());
+        let permit = match self.limiter.admit(&client, None, estimate).await {
+            Ok(permit) => permit,
+            Err(refusal) => return Answer::error(ProxyError::from(refusal)),
+        };
+        let out = Outgoing {
+            method: &parts.method,
+            suffix: suffix(&parts.uri),
+            headers: &parts.headers,
+            model: Arc::from("-"),
+            client: label,
+            body,
+        };
+        let mut response = self.forwarder.forward(std::slice::from_ref(&up), out).await;
+        metering::meter(&mut response, permit, false);
+        response
+    }
+
+    /// `GET /v1/models`, answered from configuration.
+    fn models(&self) -> Response<Answer> {
+        let mut r = Response::new(Answer::full(self.models_body.clone()));
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
 }
 
 /// The client's id for its policy (its key id, or its address when anonymous), and for metric
@@ -150,65 +256,17 @@ async fn by_model_inner(routes: &Routes, request: Request) -> Result<Response> {
 fn client_ids(extensions: &http::Extensions) -> (Arc<str>, Arc<str>) {
     match extensions.get::<Client>() {
         Some(Client::Key(id)) => (id.clone(), id.clone()),
-        Some(Client::Anonymous(ip)) => (Arc::from(ip.to_string()), Arc::from("anonymous")),
-        None => (Arc::from("anonymous"), Arc::from("anonymous")),
+        Some(Client::Anonymous(ip)) => (Arc::from(ip.to_string()), facts::anonymous()),
+        None => (facts::anonymous(), facts::anonymous()),
     }
 }
 
-/// Configured pass-through paths: forwarded as they are to their upstream; anything else 404.
-pub async fn fallback(State(routes): State<Arc<Routes>>, request: Request) -> Response {
-    let Some(up) = routes.passthrough.get(request.uri().path()).cloned() else {
-        return unknown(request).into_response();
-    };
-    let (parts, body) = request.into_parts();
-    let (body, _reserved) =
-        match body::read(body, &parts.headers, routes.body, &routes.budget).await {
-            Ok(b) => b,
-            Err(e) => return e.into_response(),
-        };
-    // Pass-through requests count against the key's rates and budgets too (no model list).
-    let (client, label) = client_ids(&parts.extensions);
-    let estimate = metering::Facts::default().estimate(body.len());
-    let permit = match routes.limiter.admit(&client, None, estimate).await {
-        Ok(permit) => permit,
-        Err(refusal) => return ProxyError::from(refusal).into_response(),
-    };
-    let out = Outgoing {
-        method: &parts.method,
-        suffix: suffix(&parts.uri),
-        headers: &parts.headers,
-        model: Arc::from("-"),
-        client: label,
-        body,
-    };
-    let response = routes
-        .forwarder
-        .forward(std::slice::from_ref(&up), out)
-        .await;
-    metering::meter(response, permit, false)
-}
-
-/// `GET /v1/models`, answered from configuration.
-pub async fn models(State(routes): State<Arc<Routes>>) -> Response {
-    let mut r = Response::new(Body::from(routes.models_body.clone()));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-/// Everything else: 404 in OpenAI's shape.
-fn unknown(request: Request) -> ProxyError {
-    ProxyError::UnknownUrl {
-        method: request.method().clone(),
-        path: truncate(request.uri().path()),
-    }
-}
-
-/// Wrong method on a known path: 405 in OpenAI's shape.
-pub async fn method_not_allowed(request: Request) -> ProxyError {
-    ProxyError::MethodNotAllowed {
-        method: request.method().clone(),
-        path: truncate(request.uri().path()),
+/// The GenAI conventions' operation name of an OpenAI route.
+fn operation(path: &str) -> &'static str {
+    match path {
+        "/v1/completions" => "text_completion",
+        "/v1/embeddings" => "embeddings",
+        _ => "chat",
     }
 }
 

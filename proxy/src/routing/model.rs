@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::api_error::{ProxyError, Result};
+use crate::error_answer::{ProxyError, Result};
 use crate::metering::Facts;
 
 /// Reads `model` from a JSON body, or says why not (the position of a syntax error only: the

@@ -27,6 +27,17 @@ impl State {
     }
 }
 
+/// What one attempt says about an upstream's health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// It answered (a 429 included).
+    Good,
+    /// Transport error, timeout or 5xx.
+    Bad,
+    /// Nothing about the upstream (it refused our key).
+    Unknown,
+}
+
 #[derive(Debug)]
 struct Inner {
     failures: u32,
@@ -84,8 +95,17 @@ impl Breaker {
         }
     }
 
+    /// Records an attempt's outcome; returns the new state if it changed.
+    pub fn record(&self, health: Health) -> Option<State> {
+        match health {
+            Health::Good => self.on_success(),
+            Health::Bad => self.on_failure(),
+            Health::Unknown => None,
+        }
+    }
+
     /// Records a success; returns the new state if it changed.
-    pub fn on_success(&self) -> Option<State> {
+    fn on_success(&self) -> Option<State> {
         if !self.troubled.load(Ordering::Acquire) {
             return None;
         }
@@ -98,7 +118,7 @@ impl Breaker {
     }
 
     /// Records a failure; returns the new state if it changed.
-    pub fn on_failure(&self) -> Option<State> {
+    fn on_failure(&self) -> Option<State> {
         let mut inner = self.lock();
         self.troubled.store(true, Ordering::Release);
         inner.failures = inner.failures.saturating_add(1);

@@ -1,24 +1,27 @@
-//! Sending a request to the model's upstreams: retries before the first byte reaches the
-//! client, with exponential backoff, jitter and the upstream's `Retry-After`; then the next
-//! upstream; circuit breakers skip upstreams that keep failing.
+//! Sending a request to the model's upstreams, one way: for each upstream in order, its
+//! breaker admits or skips it; each [`attempt`] yields an [`Outcome`]; [`judge`] (one table)
+//! says what the outcome means for the breaker and what comes next: serve it, retry the same
+//! upstream (exponential backoff, jitter, the upstream's `Retry-After`), or go on to the next.
+//! Nothing flows back: the breaker is told once per attempt, and the answer, once chosen, is
+//! handed to the relay ([`crate::answer::Stream`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, StatusCode};
-use http_body::Body as _;
-use http_body_util::BodyExt;
+use http::{Method, Response, StatusCode};
 use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::time::Instant;
 
-use super::relay::Relay;
-use super::{SendError, Upstream, headers};
-use crate::api_error::ProxyError;
-use crate::observability::exchange::Exchange;
+use super::attempt::{Outcome, attempt};
+use super::breaker::Health;
+use super::{Upstream, headers};
+use crate::answer::hook::Hooks;
+use crate::answer::{Answer, Stream, StreamSetup};
+use crate::error_answer::ProxyError;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.
@@ -69,7 +72,39 @@ pub struct Outgoing<'a> {
     pub client: Arc<str>,
 }
 
-/// The last reason an upstream gave no usable answer.
+/// What comes after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Relay this answer to the client.
+    Serve,
+    /// Try the same upstream again (after a backoff), if attempts and time are left.
+    Retry,
+    /// Give up on this upstream; the next one is tried.
+    Fallback,
+}
+
+/// The one table of what an attempt's outcome means: for the upstream's breaker, and for
+/// what comes next.
+fn judge(outcome: &Outcome) -> (Health, Next) {
+    match outcome {
+        Outcome::Answer(..) => (Health::Good, Next::Serve),
+        // Our key is wrong or revoked: not the upstream's health; another upstream may work.
+        Outcome::Status(r) if is_auth_failure(r.status()) => (Health::Unknown, Next::Fallback),
+        // A 429 is an answer from a working upstream, not a failure.
+        Outcome::Status(r) if r.status() == StatusCode::TOO_MANY_REQUESTS => {
+            (Health::Good, Next::Retry)
+        }
+        Outcome::Status(r) if retryable(r.status()) => (Health::Bad, Next::Retry),
+        Outcome::Status(r) if r.status().is_server_error() => (Health::Bad, Next::Serve),
+        Outcome::Status(_) => (Health::Good, Next::Serve),
+        // The upstream saw nothing: safe to send again.
+        Outcome::Connect => (Health::Bad, Next::Retry),
+        // Not retried: the upstream may still be working (and billing) on it.
+        Outcome::Broken | Outcome::Timeout => (Health::Bad, Next::Fallback),
+    }
+}
+
+/// Why no upstream answer was served: the answer the client gets instead.
 enum Failure {
     Connect,
     Broken,
@@ -77,7 +112,8 @@ enum Failure {
     Open(Duration),
     /// The upstream refused our key: never shown to the client.
     Auth,
-    Answer(Arc<Upstream>, Response<Incoming>, Duration),
+    /// A retryable status that stayed: relayed as it is when nothing better came.
+    Status(Arc<Upstream>, Response<Incoming>, Duration),
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -89,235 +125,172 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-impl Forwarder {
-    /// Sends `out` to `upstreams` in order, and answers with the first usable response (relayed
-    /// as a stream) or the error that best describes why there is none.
-    pub async fn forward(&self, upstreams: &[Arc<Upstream>], out: Outgoing<'_>) -> Response {
-        let state = self;
-        let start = Instant::now();
-        let policy = state.retry;
-        let mut last = None;
-        let mut attempts = 0u32;
-        'upstreams: for up in upstreams {
-            let deadline = start + up.timeouts.total;
-            for attempt in 1..=policy.max_attempts {
-                if let Err(wait) = up.breaker.try_acquire() {
-                    // A real answer from an earlier attempt says more than "open".
-                    if last.is_none() {
-                        last = Some(Failure::Open(wait));
-                    }
-                    continue 'upstreams;
-                }
-                if attempt > 1 {
-                    state
-                        .metrics
-                        .retries
-                        .get_or_create(&UpstreamLabels {
-                            upstream: up.name.clone(),
-                        })
-                        .inc();
-                }
-                attempts += 1;
-                let sent = Instant::now();
-                let first_byte_deadline = deadline.min(sent + up.timeouts.first_byte);
-                let request =
-                    match up.build_request(out.method, out.suffix, out.headers, out.body.clone()) {
-                        Ok(r) => r,
-                        Err(e) => return e.into_response(),
-                    };
-                let result = tokio::time::timeout_at(first_byte_deadline, async {
-                    let response = up.send(request).await?;
-                    if !response.status().is_success() {
-                        return Ok((response, None));
-                    }
-                    // Wait for the first chunk too: until it arrives nothing has reached the
-                    // client, so a failure here can still be retried or answered with a status.
-                    let (parts, mut body) = response.into_parts();
-                    let first = loop {
-                        match body.frame().await {
-                            Some(Ok(frame)) => match frame.into_data() {
-                                Ok(data) if data.is_empty() => {}
-                                Ok(data) => break Some(data),
-                                Err(_) => {}
-                            },
-                            Some(Err(_)) => return Err(SendError::Broken),
-                            None => break None,
-                        }
-                        if body.is_end_stream() {
-                            break None;
-                        }
-                    };
-                    Ok((Response::from_parts(parts, body), first))
-                })
-                .await;
-                let ttfb = sent.elapsed();
-                let failure = match result {
-                    Ok(Ok((response, _))) if is_auth_failure(response.status()) => {
-                        // Our key is wrong or revoked: an operator's problem, said loudly; the
-                        // client learns only that the gateway failed. Another upstream may work.
-                        state
-                            .metrics
-                            .upstream_auth_failures
-                            .get_or_create(&UpstreamLabels {
-                                upstream: up.name.clone(),
-                            })
-                            .inc();
-                        tracing::error!(
-                            upstream = %up.name,
-                            status = response.status().as_u16(),
-                            "upstream refused the proxy's API key: check the upstream key Secret"
-                        );
-                        last = Some(Failure::Auth);
-                        continue 'upstreams;
-                    }
-                    Ok(Ok((response, first))) => {
-                        let status = response.status();
-                        if !retryable(status) {
-                            if status.is_server_error() {
-                                note_breaker(state, up, up.breaker.on_failure());
-                            } else {
-                                note_breaker(state, up, up.breaker.on_success());
-                            }
-                            observe_ttfb(state, up, ttfb);
-                            return relay(
-                                state, up, response, first, ttfb, attempts, deadline, out.model,
-                                out.client,
-                            );
-                        }
-                        // A 429 is an answer from a working upstream, not a failure.
-                        let change = if status == StatusCode::TOO_MANY_REQUESTS {
-                            up.breaker.on_success()
-                        } else {
-                            up.breaker.on_failure()
-                        };
-                        note_breaker(state, up, change);
-                        Failure::Answer(up.clone(), response, ttfb)
-                    }
-                    Ok(Err(SendError::Connect)) => {
-                        note_breaker(state, up, up.breaker.on_failure());
-                        Failure::Connect
-                    }
-                    Ok(Err(SendError::Broken)) => {
-                        note_breaker(state, up, up.breaker.on_failure());
-                        last = Some(Failure::Broken);
-                        continue 'upstreams;
-                    }
-                    Err(_elapsed) => {
-                        // Not retried: the upstream may still be working (and billing) on it.
-                        note_breaker(state, up, up.breaker.on_failure());
-                        last = Some(Failure::Timeout);
-                        continue 'upstreams;
-                    }
-                };
-                let hint = match &failure {
-                    Failure::Answer(_, r, _) => retry_after(r.headers()),
-                    _ => None,
-                };
-                last = Some(failure);
-                if attempt == policy.max_attempts {
-                    break;
-                }
-                let backoff = policy.backoff(attempt);
-                let wait = match hint {
-                    // A longer wait than we would ever back off ends the attempts on this upstream.
-                    Some(h) if h > policy.max_backoff => continue 'upstreams,
-                    Some(h) => h.max(backoff),
-                    None => backoff,
-                };
-                if Instant::now() + wait >= deadline {
-                    continue 'upstreams;
-                }
-                tokio::time::sleep(wait).await;
-            }
-        }
-        match last {
-            Some(Failure::Answer(up, response, ttfb)) => {
-                let deadline = start + up.timeouts.total;
-                observe_ttfb(state, &up, ttfb);
-                relay(
-                    state, &up, response, None, ttfb, attempts, deadline, out.model, out.client,
-                )
-            }
-            Some(Failure::Timeout) => ProxyError::GatewayTimeout.into_response(),
-            Some(Failure::Auth) => ProxyError::UpstreamAuth.into_response(),
-            Some(Failure::Open(wait)) => ProxyError::Unavailable(wait).into_response(),
-            Some(Failure::Connect | Failure::Broken) | None => {
-                ProxyError::BadGateway.into_response()
-            }
-        }
-    }
-}
-
 /// 401 and 403 from an upstream are about the proxy's key, not the client's request.
 fn is_auth_failure(status: StatusCode) -> bool {
     matches!(status.as_u16(), 401 | 403)
 }
 
-fn note_breaker(state: &Forwarder, up: &Upstream, change: Option<super::breaker::State>) {
-    if let Some(s) = change {
-        state.metrics.breaker(&up.name, s.code());
-        tracing::warn!(upstream = %up.name, state = s.code(), "circuit breaker changed state");
+impl Forwarder {
+    /// Sends `out` to `upstreams` in order, and answers with the first usable response (relayed
+    /// as a stream) or the error that best describes why there is none.
+    pub async fn forward(
+        &self,
+        upstreams: &[Arc<Upstream>],
+        out: Outgoing<'_>,
+    ) -> Response<Answer> {
+        let start = Instant::now();
+        let policy = self.retry;
+        let mut last = None;
+        let mut attempts = 0u32;
+        for up in upstreams {
+            let deadline = start + up.timeouts.total;
+            for n in 1..=policy.max_attempts {
+                if let Err(wait) = up.breaker.try_acquire() {
+                    // A real answer from an earlier attempt says more than "open".
+                    last.get_or_insert(Failure::Open(wait));
+                    break;
+                }
+                if n > 1 {
+                    self.count(&self.metrics.retries, up);
+                }
+                attempts += 1;
+                let request =
+                    match up.build_request(out.method, out.suffix, out.headers, out.body.clone()) {
+                        Ok(r) => r,
+                        Err(e) => return Answer::error(e),
+                    };
+                let sent = Instant::now();
+                let outcome =
+                    attempt(up, request, deadline.min(sent + up.timeouts.first_byte)).await;
+                let ttfb = sent.elapsed();
+                let (health, next) = judge(&outcome);
+                self.note(up, health);
+                let failure = match outcome {
+                    Outcome::Answer(response, first) => {
+                        return self.relay(up, response, first, ttfb, attempts, deadline, &out);
+                    }
+                    Outcome::Status(r) if next == Next::Serve => {
+                        return self.relay(up, r, None, ttfb, attempts, deadline, &out);
+                    }
+                    Outcome::Status(r) if is_auth_failure(r.status()) => {
+                        // An operator's problem, said loudly; the client learns only that the
+                        // gateway failed.
+                        self.count(&self.metrics.upstream_auth_failures, up);
+                        tracing::error!(
+                            upstream = %up.name,
+                            status = r.status().as_u16(),
+                            "upstream refused the proxy's API key: check the upstream key Secret"
+                        );
+                        Failure::Auth
+                    }
+                    Outcome::Status(r) => Failure::Status(up.clone(), r, ttfb),
+                    Outcome::Connect => Failure::Connect,
+                    Outcome::Broken => Failure::Broken,
+                    Outcome::Timeout => Failure::Timeout,
+                };
+                let hint = match &failure {
+                    Failure::Status(_, r, _) => retry_after(r.headers()),
+                    _ => None,
+                };
+                last = Some(failure);
+                if next != Next::Retry || n == policy.max_attempts {
+                    break;
+                }
+                let backoff = policy.backoff(n);
+                let wait = match hint {
+                    // A longer wait than we would ever back off ends the attempts here.
+                    Some(h) if h > policy.max_backoff => break,
+                    Some(h) => h.max(backoff),
+                    None => backoff,
+                };
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+        match last {
+            Some(Failure::Status(up, response, ttfb)) => {
+                let deadline = start + up.timeouts.total;
+                self.relay(&up, response, None, ttfb, attempts, deadline, &out)
+            }
+            Some(Failure::Timeout) => Answer::error(ProxyError::GatewayTimeout),
+            Some(Failure::Auth) => Answer::error(ProxyError::UpstreamAuth),
+            Some(Failure::Open(wait)) => Answer::error(ProxyError::Unavailable(wait)),
+            Some(Failure::Connect | Failure::Broken) | None => {
+                Answer::error(ProxyError::BadGateway)
+            }
+        }
     }
-}
 
-fn observe_ttfb(state: &Forwarder, up: &Upstream, ttfb: Duration) {
-    state
-        .metrics
-        .upstream_ttfb
-        .get_or_create(&UpstreamLabels {
-            upstream: up.name.clone(),
-        })
-        .observe(ttfb.as_secs_f64());
-}
+    /// Tells `up`'s breaker how the attempt went; a change of state is counted and logged.
+    fn note(&self, up: &Upstream, health: Health) {
+        if let Some(s) = up.breaker.record(health) {
+            self.metrics.breaker(&up.name, s.code());
+            tracing::warn!(upstream = %up.name, state = s.code(), "circuit breaker changed state");
+        }
+    }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site each, all values distinct"
-)]
-fn relay(
-    state: &Forwarder,
-    up: &Upstream,
-    response: Response<Incoming>,
-    first: Option<Bytes>,
-    ttfb: Duration,
-    attempts: u32,
-    deadline: Instant,
-    model: Arc<str>,
-    client: Arc<str>,
-) -> Response {
-    let (mut parts, body) = response.into_parts();
-    headers::clean_response(&mut parts.headers);
-    let sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if sse {
-        // Tell a buffering reverse proxy in front (e.g. an NGINX Ingress) to pass chunks on.
-        parts
+    fn count(&self, family: &Family<UpstreamLabels, Counter>, up: &Upstream) {
+        family
+            .get_or_create(&UpstreamLabels {
+                upstream: up.name.clone(),
+            })
+            .inc();
+    }
+
+    /// The chosen answer, on its way to the client.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "two call sites, all values distinct"
+    )]
+    fn relay(
+        &self,
+        up: &Upstream,
+        response: Response<Incoming>,
+        first: Option<Bytes>,
+        ttfb: Duration,
+        attempts: u32,
+        deadline: Instant,
+        out: &Outgoing<'_>,
+    ) -> Response<Answer> {
+        self.metrics
+            .upstream_ttfb
+            .get_or_create(&UpstreamLabels {
+                upstream: up.name.clone(),
+            })
+            .observe(ttfb.as_secs_f64());
+        let (mut parts, body) = response.into_parts();
+        headers::clean_response(&mut parts.headers);
+        let sse = parts
             .headers
-            .insert("x-accel-buffering", HeaderValue::from_static("no"));
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if sse {
+            // Tell a buffering reverse proxy in front (e.g. an NGINX Ingress) to pass chunks on.
+            parts
+                .headers
+                .insert("x-accel-buffering", HeaderValue::from_static("no"));
+        }
+        parts.extensions.clear();
+        let mut answer = Answer::stream(Stream::new(StreamSetup {
+            first,
+            body,
+            sse,
+            hooks: Hooks::default(),
+            idle: up.timeouts.idle,
+            deadline,
+            metrics: self.metrics.clone(),
+        }));
+        let facts = &mut answer.facts;
+        facts.model = Some(out.model.clone());
+        facts.client = Some(out.client.clone());
+        facts.upstream = Some(up.name.clone());
+        facts.provider = Some(up.kind.provider_name());
+        facts.attempts = attempts;
+        facts.ttfb = Some(ttfb);
+        Response::from_parts(parts, answer)
     }
-    let exchange = Arc::new(Exchange {
-        model,
-        client,
-        upstream: up.name.clone(),
-        attempts,
-        ttfb,
-        usage: OnceLock::new(),
-        stream_error: OnceLock::new(),
-    });
-    parts.extensions.clear();
-    parts.extensions.insert(exchange.clone());
-    let body = Relay::new(
-        first,
-        body,
-        sse,
-        up.timeouts.idle,
-        deadline,
-        exchange,
-        state.metrics.clone(),
-    );
-    Response::from_parts(parts, Body::new(body))
 }
 
 #[cfg(test)]

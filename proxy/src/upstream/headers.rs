@@ -1,5 +1,7 @@
 //! Header policy between clients and upstreams: an explicit allowlist of what a client's
-//! request may carry to an upstream, and what an upstream's answer may not carry back.
+//! request may carry to an upstream (by the upstream's kind: `openai-beta` to OpenAI,
+//! `anthropic-version` and `anthropic-beta` to Anthropic), and what an upstream's answer may
+//! not carry back.
 //!
 //! Never forwarded: client credentials (`authorization`, `x-api-key`, `api-key`), cookies,
 //! `OpenAI-Organization` / `OpenAI-Project` (per upstream from configuration instead),
@@ -8,19 +10,31 @@
 //! project; the upstream's `x-request-id` goes out as `x-upstream-request-id`, so the client
 //! keeps the proxy's id.
 
+use ai_api_proxy_config::UpstreamKind;
 use http::header::{self, HeaderMap, HeaderName};
 
-use crate::observability::exchange::X_REQUEST_ID;
+use crate::observability::facts::X_REQUEST_ID;
 
-/// The request headers a client may send to an upstream.
-const FORWARDED: [HeaderName; 6] = [
+/// Anthropic's key header (the upstream's key goes there; a client's never goes on).
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+/// Anthropic's API version header.
+pub const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
+/// The version sent to an Anthropic upstream when the client named none (the current one).
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The request headers a client may send to an upstream of any kind.
+const FORWARDED: [HeaderName; 5] = [
     header::ACCEPT,
     header::CONTENT_TYPE,
     header::USER_AGENT,
-    HeaderName::from_static("openai-beta"),
     HeaderName::from_static("idempotency-key"),
     X_REQUEST_ID,
 ];
+
+/// And those that only mean something to one kind.
+const FORWARDED_OPENAI: [HeaderName; 1] = [HeaderName::from_static("openai-beta")];
+const FORWARDED_ANTHROPIC: [HeaderName; 2] =
+    [ANTHROPIC_VERSION, HeaderName::from_static("anthropic-beta")];
 
 /// The upstream's request id, renamed on the way back.
 pub const X_UPSTREAM_REQUEST_ID: HeaderName = HeaderName::from_static("x-upstream-request-id");
@@ -38,9 +52,13 @@ const DROPPED_RESPONSE: [HeaderName; 9] = [
     HeaderName::from_static("openai-project"),
 ];
 
-/// Copies the allowed headers of a client request into `out`.
-pub fn forward_request(client: &HeaderMap, out: &mut HeaderMap) {
-    for name in &FORWARDED {
+/// Copies the headers of a client request an upstream of `kind` may get into `out`.
+pub fn forward_request(kind: UpstreamKind, client: &HeaderMap, out: &mut HeaderMap) {
+    let by_kind: &[HeaderName] = match kind {
+        UpstreamKind::Openai => &FORWARDED_OPENAI,
+        UpstreamKind::Anthropic => &FORWARDED_ANTHROPIC,
+    };
+    for name in FORWARDED.iter().chain(by_kind) {
         for value in client.get_all(name) {
             out.append(name.clone(), value.clone());
         }
@@ -86,11 +104,17 @@ mod tests {
         ] {
             client.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
+        client.append("anthropic-version", HeaderValue::from_static("2023-06-01"));
         let mut out = HeaderMap::new();
-        forward_request(&client, &mut out);
+        forward_request(UpstreamKind::Openai, &client, &mut out);
         let mut names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "openai-beta", "x-request-id"]);
+        let mut out = HeaderMap::new();
+        forward_request(UpstreamKind::Anthropic, &client, &mut out);
+        let mut names: Vec<_> = out.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["anthropic-version", "content-type", "x-request-id"]);
     }
 
     #[test]

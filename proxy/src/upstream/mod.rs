@@ -1,13 +1,12 @@
 //! Upstream: one provider with its pooled HTTP clients (one per worker thread), injected key
-//! (replaceable while running), fixed headers and timeouts; below it, sending with retries
-//! ([`forward`]), relaying the answer ([`relay`], [`sse`], [`usage`]) and the breaker.
+//! (replaceable while running), fixed headers and timeouts; below it, one [`attempt`] at a
+//! time, retries and fallback ([`forward`]), and the breaker. The answer's body is relayed
+//! by [`crate::answer`].
 
+pub mod attempt;
 pub mod breaker;
 pub mod forward;
 pub mod headers;
-pub mod relay;
-pub mod sse;
-pub mod usage;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -25,8 +24,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::api_error::ProxyError;
-use crate::error::StartError;
+use crate::error_answer::ProxyError;
+use crate::start_error::StartError;
 use breaker::Breaker;
 
 thread_local! {
@@ -83,7 +82,10 @@ pub struct Upstream {
     /// Name for logs and metrics.
     pub name: Arc<str>,
     base: String,
-    /// `Bearer <key>`, replaced when the key file changes.
+    /// The API it speaks, which says how the key is sent.
+    pub kind: config::UpstreamKind,
+    /// The key as its header value (`Bearer <key>`, or the key alone for `x-api-key`),
+    /// replaced when the key file changes.
     authorization: ArcSwap<HeaderValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Timeouts in force.
@@ -108,7 +110,7 @@ impl Upstream {
             message,
         };
         let authorization =
-            authorization(key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
+            credential(cfg.kind, key).map_err(|()| StartError::UpstreamKey(cfg.name.clone()))?;
         let selectors = [
             ("openai-organization", &cfg.organization),
             ("openai-project", &cfg.project),
@@ -162,6 +164,7 @@ impl Upstream {
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             base,
+            kind: cfg.kind,
             authorization: ArcSwap::from_pointee(authorization),
             headers,
             timeouts,
@@ -172,15 +175,16 @@ impl Upstream {
 
     /// Replaces the key (the key file changed); the old one stays if the new one is unusable.
     pub fn set_key(&self, key: &str) -> Result<(), &'static str> {
-        let value = authorization(key)
+        let value = credential(self.kind, key)
             .map_err(|()| "the key contains characters not allowed in a header")?;
         self.authorization.store(Arc::new(value));
         Ok(())
     }
 
     /// The upstream request for a client request: `suffix` is the path after `/v1` plus the
-    /// query. Only allowed client headers go along ([`headers`]); then this upstream's fixed
-    /// headers and its key.
+    /// query. Only allowed client headers go along ([`headers`], by kind); then this
+    /// upstream's fixed headers and its key (and, to Anthropic, `anthropic-version` when the
+    /// client sent none: a request translated from OpenAI's API has none).
     pub fn build_request(
         &self,
         method: &Method,
@@ -198,14 +202,25 @@ impl Upstream {
             .map_err(|_| ProxyError::Internal)?;
         let headers = request.headers_mut();
         headers.reserve(client_headers.len() + self.headers.len() + 1);
-        headers::forward_request(client_headers, headers);
+        headers::forward_request(self.kind, client_headers, headers);
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::clone(&self.authorization.load()),
-        );
+        let key = HeaderValue::clone(&self.authorization.load());
+        match self.kind {
+            config::UpstreamKind::Openai => {
+                headers.insert(header::AUTHORIZATION, key);
+            }
+            config::UpstreamKind::Anthropic => {
+                headers.insert(headers::X_API_KEY, key);
+                if !headers.contains_key(headers::ANTHROPIC_VERSION) {
+                    headers.insert(
+                        headers::ANTHROPIC_VERSION,
+                        HeaderValue::from_static(headers::DEFAULT_ANTHROPIC_VERSION),
+                    );
+                }
+            }
+        }
         Ok(request)
     }
 
@@ -229,9 +244,14 @@ impl Upstream {
     }
 }
 
-/// `Bearer <key>` as a sensitive header value (never printed by `Debug`).
-fn authorization(key: &str) -> Result<HeaderValue, ()> {
-    let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| ())?;
+/// The key as a sensitive header value (never printed by `Debug`): `Bearer <key>` for
+/// `Authorization`, the key alone for Anthropic's `x-api-key`.
+fn credential(kind: config::UpstreamKind, key: &str) -> Result<HeaderValue, ()> {
+    let text = match kind {
+        config::UpstreamKind::Openai => format!("Bearer {key}"),
+        config::UpstreamKind::Anthropic => key.to_owned(),
+    };
+    let mut value = HeaderValue::try_from(text).map_err(|_| ())?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -251,6 +271,7 @@ mod tests {
             timeouts: None,
             organization: Some("org-ours".into()),
             project: None,
+            kind: config::UpstreamKind::Openai,
         };
         let up = Upstream::new(
             &cfg,
@@ -295,5 +316,50 @@ mod tests {
             .build_request(&Method::GET, "/models", &client, Bytes::new())
             .unwrap();
         assert_eq!(req.headers()[header::AUTHORIZATION], "Bearer sk-rotated");
+    }
+
+    #[tokio::test]
+    async fn an_anthropic_upstream_gets_its_key_in_x_api_key_and_a_version() {
+        let cfg = config::Upstream {
+            name: "claude".into(),
+            base_url: "https://api.anthropic.com/v1".into(),
+            api_key: KeySource::Env("X".into()),
+            headers: Default::default(),
+            timeouts: None,
+            organization: None,
+            project: None,
+            kind: config::UpstreamKind::Anthropic,
+        };
+        let up = Upstream::new(
+            &cfg,
+            "sk-ant-up",
+            config::Timeouts::default().into(),
+            &config::CircuitBreaker::default(),
+            1,
+        )
+        .unwrap();
+        let mut client = HeaderMap::new();
+        client.insert("x-api-key", HeaderValue::from_static("sk-client"));
+        client.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer sk-client"),
+        );
+        client.insert("anthropic-beta", HeaderValue::from_static("tools-2024"));
+        client.insert("openai-beta", HeaderValue::from_static("assistants=v2"));
+        let req = up
+            .build_request(&Method::POST, "/messages", &client, Bytes::new())
+            .unwrap();
+        assert_eq!(req.uri(), "https://api.anthropic.com/v1/messages");
+        assert_eq!(req.headers()["x-api-key"], "sk-ant-up");
+        assert!(req.headers()["x-api-key"].is_sensitive());
+        assert!(req.headers().get(header::AUTHORIZATION).is_none());
+        assert_eq!(req.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(req.headers()["anthropic-beta"], "tools-2024");
+        assert!(req.headers().get("openai-beta").is_none());
+        client.insert("anthropic-version", HeaderValue::from_static("2099-01-01"));
+        let req = up
+            .build_request(&Method::POST, "/messages", &client, Bytes::new())
+            .unwrap();
+        assert_eq!(req.headers()["anthropic-version"], "2099-01-01");
     }
 }

@@ -1,7 +1,11 @@
 //! A stand-in OpenAI-compatible upstream: records what it received, and can be told to be
 //! slow, fail, answer 429, or reset a stream part-way (between events or inside one). Every
 //! answer carries headers a provider may send and a client must not get (`set-cookie`, its own
-//! `x-request-id` and organization).
+//! `x-request-id` and organization). Asked with `tools`, it calls the first one (arguments
+//! `{"city":"Paris"}`), and after a `tool` message answers with that message's text. The
+//! Anthropic-format stand-in is [`anthropic`].
+
+pub mod anthropic;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -174,6 +178,9 @@ async fn handle(State(ctl): State<Arc<Ctl>>, request: Request) -> Response {
             r#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"text":"hi","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}"#.into(),
         );
     }
+    if let Some(reply) = tools_reply(&json) {
+        return tools_answer(reply, stream, include_usage);
+    }
     if !stream {
         return json_response(
             r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}"#.into(),
@@ -246,6 +253,82 @@ fn provider_headers(b: http::response::Builder) -> http::response::Builder {
 fn json_response(body: String) -> Response {
     provider_headers(Response::builder())
         .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// With tools: a call of the first tool, or after a tool's result, text saying it.
+fn tools_reply(request: &serde_json::Value) -> Option<Result<String, String>> {
+    let tool = request["tools"].get(0)?;
+    let last = request["messages"].as_array()?.last()?;
+    if last["role"] == "tool" {
+        let text = match &last["content"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        return Some(Err(format!("The tool said: {text}")));
+    }
+    Some(Ok(tool["function"]["name"].as_str()?.to_owned()))
+}
+
+/// The answer to a request with tools: `Ok(name)` calls that tool, `Err(text)` says text.
+fn tools_answer(reply: Result<String, String>, stream: bool, include_usage: bool) -> Response {
+    use serde_json::json;
+    let head = |delta: serde_json::Value, finish: serde_json::Value| {
+        json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let usage = json!({"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15});
+    if !stream {
+        let (message, finish) = match &reply {
+            Ok(name) => (
+                json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_01", "type": "function",
+                    "function": {"name": name, "arguments": "{\"city\":\"Paris\"}"}}]}),
+                "tool_calls",
+            ),
+            Err(text) => (json!({"role": "assistant", "content": text}), "stop"),
+        };
+        return json_response(
+            json!({"id": "chatcmpl-2", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage})
+            .to_string(),
+        );
+    }
+    let mut chunks = vec![head(
+        json!({"role": "assistant", "content": ""}),
+        json!(null),
+    )];
+    let finish = match &reply {
+        Ok(name) => {
+            chunks.push(head(
+                json!({"tool_calls": [{"index": 0, "id": "call_01", "type": "function",
+                "function": {"name": name, "arguments": ""}}]}),
+                json!(null),
+            ));
+            for piece in ["{\"city\"", ": \"Par", "is\"}"] {
+                chunks.push(head(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                    json!(null),
+                ));
+            }
+            "tool_calls"
+        }
+        Err(text) => {
+            chunks.push(head(json!({"content": text}), json!(null)));
+            "stop"
+        }
+    };
+    chunks.push(head(json!({}), json!(finish)));
+    let mut body: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    if include_usage {
+        body += &format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": usage})
+        );
+    }
+    body += "data: [DONE]\n\n";
+    provider_headers(Response::builder())
+        .header("content-type", "text/event-stream")
         .body(Body::from(body))
         .unwrap()
 }

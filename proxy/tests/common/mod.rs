@@ -109,6 +109,7 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
             timeouts: None,
             organization: None,
             project: None,
+            kind: Default::default(),
         })
         .collect();
     c.models = models
@@ -325,6 +326,22 @@ pub fn openai(
     async_openai::Client::with_config(cfg)
 }
 
+/// The one chat-completions request helper: `POST /v1/chat/completions` with the client key;
+/// add a body (`.json(&chat_body("m", false))`) and headers, then `.send()` or [`answer`].
+pub fn chat(proxy: &Proxy) -> reqwest::RequestBuilder {
+    http()
+        .post(proxy.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_KEY)
+}
+
+/// Sends `request`; returns status, body text and headers.
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, String, reqwest::header::HeaderMap) {
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.text().await.unwrap(), headers)
+}
+
 /// POSTs a raw body; returns status, body text and headers.
 pub async fn post_raw(
     proxy: &Proxy,
@@ -339,10 +356,7 @@ pub async fn post_raw(
     if let Some(a) = auth {
         rb = rb.header("authorization", a);
     }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    (status, r.text().await.unwrap(), headers)
+    answer(rb).await
 }
 
 /// POSTs `body` as JSON to `/v1/chat/completions{query}` with the client key.

@@ -15,6 +15,7 @@ use kube::Api;
 use kube::api::ApiResource;
 
 use super::discovery::Discovery;
+use super::owner::{self, Owner};
 use super::{Error, Result};
 use crate::objects::Object;
 
@@ -46,6 +47,13 @@ pub enum Problem {
     },
     /// The namespace the Secrets must be in does not exist.
     NoNamespace(String),
+    /// A GitOps engine writes the environment's objects (`apply --force-conflicts` goes on).
+    ManagedBy {
+        /// The engine's object, e.g. a Flux Kustomization.
+        owner: Owner,
+        /// `Kind namespace/name` of the live objects it manages.
+        objects: Vec<String>,
+    },
     /// A Secret or a key the proxy reads is missing.
     Secret {
         /// Its namespace.
@@ -100,7 +108,8 @@ pub fn needs(
 }
 
 /// Runs every check for applying `objects` (and pruning over `prune`, when pruning) into
-/// `namespace`, with the Secret references `refs`, given what the server serves.
+/// `namespace`, with the Secret references `refs`, given what the server serves; with
+/// `refuse_managed`, live objects a GitOps engine manages are a problem too.
 pub async fn run(
     client: &kube::Client,
     discovery: &Discovery,
@@ -108,6 +117,7 @@ pub async fn run(
     prune: Option<&[ApiResource]>,
     namespace: &str,
     refs: &[&SecretRef],
+    refuse_managed: bool,
 ) -> Result<Checked> {
     let needs = needs(objects, prune, namespace, !refs.is_empty());
     let mut problems = Vec::new();
@@ -124,7 +134,7 @@ pub async fn run(
             });
         }
     }
-    let (access, namespace_exists, secrets) = futures_util::join!(
+    let (access, namespace_exists, secrets, owners) = futures_util::join!(
         access::review(client, &needs),
         async {
             Api::<Namespace>::all(client.clone())
@@ -134,6 +144,17 @@ pub async fn run(
                 .map(|ns| ns.is_some())
         },
         secrets::check(client, namespace, refs),
+        async {
+            match refuse_managed {
+                true => owner::owners(client, objects).await,
+                false => Ok(Default::default()),
+            }
+        },
+    );
+    problems.extend(
+        owners?
+            .into_iter()
+            .map(|(owner, objects)| Problem::ManagedBy { owner, objects }),
     );
     problems.extend(access?);
     let namespace_exists = namespace_exists?;
@@ -203,6 +224,16 @@ pub(super) fn describe(problems: &[Problem]) -> String {
                 let _ = write!(
                     out,
                     "namespace `{ns}` does not exist yet, so no Secret can be in it; create it first:\n    kubectl create namespace {ns}"
+                );
+            }
+            Problem::ManagedBy { owner, objects } => {
+                let _ = write!(
+                    out,
+                    "{owner} manages {} of these objects ({}{}), not infra apply: {}",
+                    objects.len(),
+                    objects.first().map(String::as_str).unwrap_or_default(),
+                    if objects.len() > 1 { ", ..." } else { "" },
+                    owner.how_to_take_over()
                 );
             }
             Problem::Secret { namespace, problem } => {

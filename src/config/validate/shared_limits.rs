@@ -4,7 +4,7 @@
 
 use super::traffic::{label_value_ok, parse_cidr, qualified_name_ok};
 use super::{Report, key_path, rules::env_key_source};
-use crate::config::Environment;
+use crate::config::{Environment, StorePeers};
 
 /// Every rule about `proxy.shared_limits` and `network_policy.shared_limits`.
 pub(super) fn shared_limits(r: &mut Report, env: &Environment) {
@@ -47,18 +47,24 @@ pub(super) fn shared_limits(r: &mut Report, env: &Environment) {
         );
         return;
     };
+    check_peers(r, "network_policy.shared_limits", peers, "store");
+}
+
+/// The NetworkPolicy peers of a service at `at` (`what`: `store`, `collector`) name something,
+/// and name it well: CIDRs, label keys and values.
+pub(super) fn check_peers(r: &mut Report, at: &str, peers: &StorePeers, what: &str) {
     r.check(
         peers.namespace.is_some() || !peers.pod_labels.is_empty() || !peers.cidrs.is_empty(),
-        "network_policy.shared_limits",
-        || "empty: expected the store's `namespace` and `pod_labels`, or its `cidrs`".into(),
+        at,
+        || format!("empty: expected the {what}'s `namespace` and `pod_labels`, or its `cidrs`"),
     );
     for (i, cidr) in peers.cidrs.iter().enumerate() {
         if let Err(why) = parse_cidr(cidr) {
-            r.push(format!("network_policy.shared_limits.cidrs[{i}]"), why);
+            r.push(format!("{at}.cidrs[{i}]"), why);
         }
     }
     for (key, value) in &peers.pod_labels {
-        let path = key_path("network_policy.shared_limits.pod_labels", key);
+        let path = key_path(&format!("{at}.pod_labels"), key);
         r.check(qualified_name_ok(key), &path, || {
             format!("invalid label key `{key}`: expected `name` or `prefix/name`, like `app.kubernetes.io/name`")
         });

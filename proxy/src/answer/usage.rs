@@ -1,10 +1,11 @@
 //! Token usage from the end of an upstream answer, without parsing the whole body.
 //!
 //! OpenAI puts `usage` near the end of a JSON answer, and in the last data event of a stream
-//! (when `stream_options.include_usage` is set). The relay keeps a copy of the last few
-//! kilobytes and this module finds the last `"usage":{…}` object in them.
+//! (when `stream_options.include_usage` is set). For a JSON answer the relay keeps a copy of
+//! the last few kilobytes; for a stream it looks in each event that names `usage`. Either way
+//! this module finds the last `"usage":{…}` object.
 
-pub use crate::observability::exchange::Usage;
+use crate::observability::facts::Usage;
 
 /// How much of the answer's end is kept (a `usage` object with its details is ~0.5 KiB).
 const TAIL_BYTES: usize = 4 * 1024;

@@ -1,77 +1,45 @@
 //! Takes back out of a stream what asking for usage added to it: the usage-only chunk before
 //! `[DONE]` and the `"usage":null` member of every other chunk. The client receives the
-//! stream it would have had; the relay has read the usage from the upstream's bytes already.
+//! stream it would have had; the relay has read the usage from the upstream's events already.
 //!
-//! Events are passed on as each one completes (an upstream writes whole events, so this adds
-//! no delay); an event that grows past [`MAX_EVENT`] without ending is passed on unchanged.
+//! An event hook: it sees the events the relay parsed (one grammar, [`crate::sse`]) and
+//! touches only one shape, a single `data:` line carrying one JSON object with `"usage"`.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::request::{is_usage_chunk, without_null_usage};
-
-/// Longest event held while waiting for its end.
-pub const MAX_EVENT: usize = 1 << 20;
+use crate::answer::hook::{EventHook, Verdict};
+use crate::sse::Event;
 
 /// The filter for one stream.
 #[derive(Debug, Default)]
-pub struct StripUsage {
-    pending: BytesMut,
-}
+pub struct StripUsage;
 
-/// The end of the first complete event in `buf`: after its blank line.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
+static USAGE_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
 
-impl StripUsage {
-    /// Takes an upstream chunk, returns what the client gets now (possibly empty).
-    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
-        self.pending.extend_from_slice(chunk);
-        let mut out = BytesMut::new();
-        while let Some(end) = event_end(&self.pending) {
-            let event = self.pending.split_to(end);
-            self.event(&event, &mut out);
+impl EventHook for StripUsage {
+    fn event(&mut self, event: &Event<'_>) -> Verdict {
+        let raw = event.raw();
+        if USAGE_KEY.find(raw).is_none() {
+            return Verdict::Pass;
         }
-        if self.pending.len() > MAX_EVENT {
-            out.extend_from_slice(&self.pending.split());
-        }
-        out.freeze()
-    }
-
-    /// The stream ended: whatever is left, unchanged.
-    pub fn finish(&mut self) -> Bytes {
-        self.pending.split().freeze()
-    }
-
-    fn event(&mut self, event: &[u8], out: &mut BytesMut) {
-        // One `data:` line carrying one JSON object is the only shape touched.
-        let body_end = event.len() - if event.ends_with(b"\r\n\r\n") { 4 } else { 2 };
-        let body = &event[..body_end];
-        let Some(payload) = body.strip_prefix(b"data:") else {
-            out.extend_from_slice(event);
-            return;
+        let Some(data) = event.single_data() else {
+            return Verdict::Pass;
         };
-        if payload.contains(&b'\n') || !payload.windows(7).any(|w| w == b"\"usage\"") {
-            out.extend_from_slice(event);
-            return;
+        if is_usage_chunk(data.value) {
+            return Verdict::Drop;
         }
-        let space = usize::from(payload.first() == Some(&b' '));
-        let json = &payload[space..];
-        if is_usage_chunk(json) {
-            return;
-        }
-        match without_null_usage(json) {
+        match without_null_usage(data.value) {
             Some(clean) => {
-                out.extend_from_slice(&event[..5 + space]);
+                let (start, end) = data.span;
+                let mut out = Vec::with_capacity(raw.len());
+                out.extend_from_slice(&raw[..start]);
                 out.extend_from_slice(&clean);
-                out.extend_from_slice(&event[body_end..]);
+                out.extend_from_slice(&raw[end..]);
+                Verdict::Replace(Bytes::from(out))
             }
-            None => out.extend_from_slice(event),
+            None => Verdict::Pass,
         }
     }
 }
@@ -81,18 +49,31 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::answer::hook::Hooks;
+    use crate::sse::Splitter;
 
+    /// The client's bytes for `input` cut at `cuts`, split and filtered as the relay does.
     fn run(input: &[u8], cuts: &[usize]) -> Vec<u8> {
-        let mut s = StripUsage::default();
+        let mut splitter = Splitter::default();
+        let mut hooks = Hooks::default();
+        hooks.push(StripUsage);
         let mut out = Vec::new();
         let mut at = 0;
+        let mut feed = |piece: &[u8], out: &mut Vec<u8>| {
+            if let Some(run) = splitter.push(Bytes::copy_from_slice(piece)) {
+                let sent = hooks.run(&run, |_| {}).unwrap_or(run);
+                out.extend_from_slice(&sent);
+            }
+        };
         for &cut in cuts {
             let cut = cut.clamp(at, input.len());
-            out.extend_from_slice(&s.push(&input[at..cut]));
+            feed(&input[at..cut], &mut out);
             at = cut;
         }
-        out.extend_from_slice(&s.push(&input[at..]));
-        out.extend_from_slice(&s.finish());
+        feed(&input[at..], &mut out);
+        if let Some(rest) = splitter.finish() {
+            out.extend_from_slice(&rest);
+        }
         out
     }
 
@@ -151,13 +132,5 @@ mod tests {
             let out = run(text.as_bytes(), &cuts);
             prop_assert_eq!(out, text.as_bytes());
         }
-    }
-
-    #[test]
-    fn an_endless_event_is_passed_on() {
-        let mut s = StripUsage::default();
-        let big = vec![b'x'; MAX_EVENT + 1];
-        assert_eq!(s.push(&big).len(), big.len());
-        assert!(s.finish().is_empty());
     }
 }

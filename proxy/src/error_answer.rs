@@ -1,13 +1,14 @@
-//! The proxy's answers instead of an upstream's: each variant owns its HTTP status and renders
-//! OpenAI's error JSON.
+//! The proxy's own error answers (instead of an upstream's): each variant owns its HTTP status
+//! and renders OpenAI's error JSON. (Start-up errors are `start_error`'s.)
 
 use std::time::Duration;
 
-use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
-use http::{Method, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde::Serialize;
 
+use crate::anthropic::TranslateError;
 use crate::limits::Refusal;
 
 /// Everything the proxy itself can answer with instead of an upstream response.
@@ -16,9 +17,9 @@ use crate::limits::Refusal;
 /// (model, path) and numbers.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    /// No `Authorization: Bearer …` header.
+    /// No `Authorization: Bearer …` or `x-api-key` header.
     #[error(
-        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>`."
+        "Missing bearer authentication in header. Send your proxy key as `Authorization: Bearer <key>` (or `x-api-key: <key>`)."
     )]
     MissingKey,
     /// A bearer key that is not in the key file.
@@ -42,6 +43,8 @@ pub enum ProxyError {
         method: Method,
         /// Request path (without query).
         path: String,
+        /// The method the path answers (the `Allow` header), from the route table.
+        allow: &'static str,
     },
     /// Body larger than `max_body_bytes`.
     #[error("Request body is larger than the limit of {0} bytes.")]
@@ -88,6 +91,9 @@ pub enum ProxyError {
     /// The client's policy refuses this request (model, rate, budget; see `limits`).
     #[error(transparent)]
     Policy(#[from] Refusal),
+    /// The request cannot be carried to the upstream's API, or its answer back.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
     /// A bug or an impossible request to build; details go to the log, not to the client.
     #[error("The proxy had an internal error.")]
     Internal,
@@ -96,9 +102,10 @@ pub enum ProxyError {
 /// Convenience alias.
 pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
 
-/// The error's short code, put in the response extensions for the access log and metrics.
-#[derive(Clone, Copy, Debug)]
-pub struct ErrorCode(pub &'static str);
+/// The error's message, put in the response extensions so that an answer on Anthropic's
+/// routes can be given Anthropic's shape (`anthropic::dialect`).
+#[derive(Clone, Debug)]
+pub struct ErrorMessage(pub String);
 
 impl ProxyError {
     /// The HTTP status. Exhaustive on purpose: a new variant must pick its status.
@@ -116,6 +123,8 @@ impl ProxyError {
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Policy(r) => r.status(),
+            Self::Translate(TranslateError::Request(_)) => StatusCode::BAD_REQUEST,
+            Self::Translate(TranslateError::Answer(_)) => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,7 +140,8 @@ impl ProxyError {
             | Self::PayloadTooLarge(_)
             | Self::InvalidJson { .. }
             | Self::MissingModel
-            | Self::RequestTimeout => "invalid_request_error",
+            | Self::RequestTimeout
+            | Self::Translate(TranslateError::Request(_)) => "invalid_request_error",
             Self::RateLimited(_) | Self::TooManyInFlight(_) => "requests",
             Self::BadGateway
             | Self::UpstreamAuth
@@ -139,6 +149,7 @@ impl ProxyError {
             | Self::Unavailable(_)
             | Self::Overloaded
             | Self::TooManyConnections
+            | Self::Translate(TranslateError::Answer(_))
             | Self::Internal => "server_error",
             Self::Policy(r) => r.kind(),
         }
@@ -165,6 +176,8 @@ impl ProxyError {
             Self::GatewayTimeout => "upstream_timeout",
             Self::Unavailable(_) => "upstream_unavailable",
             Self::Policy(r) => r.code(),
+            Self::Translate(TranslateError::Request(_)) => "untranslatable_request",
+            Self::Translate(TranslateError::Answer(_)) => "untranslatable_answer",
             Self::Internal => "internal_error",
         }
     }
@@ -189,6 +202,7 @@ impl ProxyError {
             | Self::BadGateway
             | Self::GatewayTimeout
             | Self::Unavailable(_)
+            | Self::Translate(_)
             | Self::Internal => None,
         }
     }
@@ -239,9 +253,11 @@ pub fn ceil_secs(d: Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
-impl IntoResponse for ProxyError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
+impl ProxyError {
+    /// The answer: status, OpenAI's error JSON and the headers that go with it.
+    pub fn into_http(self) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.body()));
+        *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(secs) = self.retry_after() {
@@ -256,11 +272,14 @@ impl IntoResponse for ProxyError {
                 headers.insert(name, value);
             }
         }
-        if let Self::MethodNotAllowed { path, .. } = &self {
-            let allow = if path == "/v1/models" { "GET" } else { "POST" };
+        if let Self::MethodNotAllowed { allow, .. } = &self {
             headers.insert(http::header::ALLOW, HeaderValue::from_static(allow));
         }
-        response.extensions_mut().insert(ErrorCode(self.code()));
+        let extensions = response.extensions_mut();
+        if let Self::Policy(r) = &self {
+            extensions.insert(r.headers());
+        }
+        extensions.insert(ErrorMessage(self.to_string()));
         response
     }
 }
@@ -280,7 +299,7 @@ mod tests {
 
     #[test]
     fn rate_limit_has_retry_after() {
-        let r = ProxyError::RateLimited(Duration::from_millis(200)).into_response();
+        let r = ProxyError::RateLimited(Duration::from_millis(200)).into_http();
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[RETRY_AFTER], "1");
     }
