@@ -16,23 +16,35 @@ pub enum Kind {
     Histogram(Buckets),
 }
 
-/// Exponential histogram buckets: `start`, `start × factor`, … (`count` upper bounds, then `+Inf`).
+/// Histogram buckets: the finite upper bounds (`+Inf` follows).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Buckets {
-    /// The first upper bound, in the metric's unit.
-    pub start: f64,
-    /// Each bound is the previous one times this.
-    pub factor: f64,
-    /// Number of finite upper bounds.
-    pub count: u16,
+pub enum Buckets {
+    /// `start`, `start × factor`, … (`count` upper bounds).
+    Exponential {
+        /// The first upper bound, in the metric's unit.
+        start: f64,
+        /// Each bound is the previous one times this.
+        factor: f64,
+        /// Number of finite upper bounds.
+        count: u16,
+    },
+    /// Bounds as a specification lists them (the GenAI conventions' advice), smallest first.
+    Explicit(&'static [f64]),
 }
 
 impl Buckets {
     /// The finite upper bounds, smallest first.
     pub fn bounds(&self) -> Vec<f64> {
-        (0..self.count)
-            .map(|i| self.start * self.factor.powf(f64::from(i)))
-            .collect()
+        match *self {
+            Self::Exponential {
+                start,
+                factor,
+                count,
+            } => (0..count)
+                .map(|i| start * factor.powf(f64::from(i)))
+                .collect(),
+            Self::Explicit(bounds) => bounds.to_vec(),
+        }
     }
 }
 
@@ -74,7 +86,7 @@ impl Metric {
 }
 
 /// Latency buckets from 1 ms to about 2 min (LLM calls are slow, proxies fast).
-pub const LATENCY_BUCKETS: Buckets = Buckets {
+pub const LATENCY_BUCKETS: Buckets = Buckets::Exponential {
     start: 0.001,
     factor: 2.0,
     count: 18,
@@ -265,6 +277,79 @@ pub const POLICY_REFUSAL_REASONS: [&str; 6] = [
     "store_unavailable",
 ];
 
+/// The GenAI semantic conventions' metrics (v1.41.0, the version the proxy's spans follow),
+/// in their Prometheus form: dots become `_`, the unit `s` a `_seconds` suffix, `{token}`
+/// nothing. Their labels are the conventions' attributes, likewise.
+pub mod gen_ai {
+    use super::{Buckets, Kind, Metric};
+
+    /// The attributes every GenAI metric carries, as labels.
+    const LABELS: &[&str] = &[
+        "gen_ai_operation_name",
+        "gen_ai_provider_name",
+        "gen_ai_request_model",
+    ];
+
+    /// `gen_ai.server.time_to_first_token`: request received → first chunk of a streamed
+    /// answer from the upstream.
+    pub const TIME_TO_FIRST_TOKEN: Metric = Metric {
+        name: "gen_ai_server_time_to_first_token_seconds",
+        kind: Kind::Histogram(Buckets::Explicit(&[
+            0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0,
+        ])),
+        help: "Time to the first chunk of a streamed answer (gen_ai.server.time_to_first_token), by operation, provider and requested model",
+        labels: LABELS,
+    };
+
+    /// `gen_ai.server.time_per_output_token`: (last chunk − first chunk) / (output tokens − 1)
+    /// of a streamed answer.
+    pub const TIME_PER_OUTPUT_TOKEN: Metric = Metric {
+        name: "gen_ai_server_time_per_output_token_seconds",
+        kind: Kind::Histogram(Buckets::Explicit(&[
+            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+        ])),
+        help: "Time per output token after the first of a streamed answer (gen_ai.server.time_per_output_token), by operation, provider and requested model",
+        labels: LABELS,
+    };
+
+    /// `gen_ai.client.token.usage`: tokens of one answer, by `gen_ai_token_type`.
+    pub const TOKEN_USAGE: Metric = Metric {
+        name: "gen_ai_client_token_usage",
+        kind: Kind::Histogram(Buckets::Exponential {
+            start: 1.0,
+            factor: 4.0,
+            count: 14,
+        }),
+        help: "Tokens of one answer as the upstream reported them (gen_ai.client.token.usage), by operation, provider, requested model and token type",
+        labels: &[
+            "gen_ai_operation_name",
+            "gen_ai_provider_name",
+            "gen_ai_request_model",
+            "gen_ai_token_type",
+        ],
+    };
+
+    /// The `gen_ai_token_type` values of [`TOKEN_USAGE`].
+    pub const TOKEN_TYPES: [&str; 2] = ["input", "output"];
+}
+
+/// Finished spans dropped because the export queue (`telemetry.max_queue_size`) was full.
+pub const TRACE_SPANS_DROPPED: Metric = Metric {
+    name: "ai_proxy_trace_spans_dropped",
+    kind: Kind::Counter,
+    help: "Finished spans dropped because the export queue (telemetry.max_queue_size) was full",
+    labels: &[],
+};
+
+/// OTLP exports that failed (collector unreachable, refusing or too slow).
+pub const TRACE_EXPORT_FAILURES: Metric = Metric {
+    name: "ai_proxy_trace_export_failures",
+    kind: Kind::Counter,
+    help: "Batches of spans the collector did not take (unreachable, refused or too slow)",
+    labels: &[],
+};
+
 /// Values of [`CIRCUIT_BREAKER_STATE`].
 pub mod breaker {
     /// Requests flow.
@@ -298,6 +383,11 @@ pub const ALL: &[Metric] = &[
     SHARED_LIMITS_STORE_FAILURES,
     SHARED_LIMITS_EXCHANGES,
     POLICY_REFUSALS,
+    gen_ai::TIME_TO_FIRST_TOKEN,
+    gen_ai::TIME_PER_OUTPUT_TOKEN,
+    gen_ai::TOKEN_USAGE,
+    TRACE_SPANS_DROPPED,
+    TRACE_EXPORT_FAILURES,
 ];
 
 /// The family a sample name belongs to (`ai_proxy_requests_total` → [`REQUESTS`]).
@@ -317,7 +407,12 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), ALL.len());
         for m in ALL {
-            assert!(m.name.starts_with("ai_proxy_"), "{}", m.name);
+            // The proxy's own, or the GenAI conventions' names (their Prometheus form).
+            assert!(
+                m.name.starts_with("ai_proxy_") || m.name.starts_with("gen_ai_"),
+                "{}",
+                m.name
+            );
             assert!(
                 m.name
                     .chars()
@@ -348,6 +443,24 @@ mod tests {
         );
         assert_eq!(by_sample_name("ai_proxy_requests"), None);
         assert_eq!(by_sample_name("ai_proxy_in_flight_requests_total"), None);
+    }
+
+    #[test]
+    fn gen_ai_buckets_are_the_conventions_advice() {
+        let tokens = gen_ai::TOKEN_USAGE;
+        let Kind::Histogram(b) = tokens.kind else {
+            panic!("{} is a histogram", tokens.name)
+        };
+        let b = b.bounds();
+        assert_eq!((b[0], b[13]), (1.0, 67_108_864.0));
+        for m in [gen_ai::TIME_TO_FIRST_TOKEN, gen_ai::TIME_PER_OUTPUT_TOKEN] {
+            let Kind::Histogram(b) = m.kind else {
+                panic!("{} is a histogram", m.name)
+            };
+            let b = b.bounds();
+            assert!(b.windows(2).all(|w| w[0] < w[1]), "{}: {b:?}", m.name);
+            assert!(m.name.ends_with("_seconds"), "{}", m.name);
+        }
     }
 
     #[test]

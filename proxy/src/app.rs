@@ -27,6 +27,7 @@ use crate::observability::access_log::{AccessLogLayer, X_REQUEST_ID};
 use crate::observability::metrics::Metrics;
 use crate::routing::Routes;
 use crate::start_error::StartError;
+use crate::telemetry::Tracer;
 
 /// Makes request ids: 128 random bits in hex.
 #[derive(Clone, Copy, Debug)]
@@ -54,14 +55,16 @@ pub fn api(
     auth: Authenticate,
     limits: Arc<ClientLimits>,
     metrics: Arc<Metrics>,
+    tracer: Tracer,
     cors: &Cors,
 ) -> Result<Api, StartError> {
     let stack = ServiceBuilder::new()
         // Outermost: every answer, errors included, carries an id clients can quote.
         .layer(SetRequestIdLayer::new(X_REQUEST_ID, MakeId))
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
-        // Sees the final status of every request (rate-limited and unauthenticated too).
-        .layer(AccessLogLayer(metrics))
+        // Sees the final status of every request (rate-limited and unauthenticated too), and
+        // starts its server span, so refusals are traced too.
+        .layer(AccessLogLayer(metrics, tracer))
         // Every answer on Anthropic's routes in Anthropic's shape, the guards' refusals too.
         .layer(AnthropicShapeLayer)
         // Before authentication: browsers send preflights without credentials.

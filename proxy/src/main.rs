@@ -3,8 +3,9 @@
 //! (the layer stack: request id, access log, CORS) → `guard` (authentication, client limits)
 //! → `routing` (the route table, body, model; `limits` for per-key policies, `metering`) →
 //! `upstream` (attempts, retries, breaker) → `answer` (the one body of the way back: relay,
-//! `sse` events and their hooks, usage, the access-log record). Start-up errors are
-//! `start_error`'s; the proxy's own error answers `error_answer`'s.
+//! `sse` events and their hooks, usage, the access-log record), with `observability` (metrics,
+//! access log) and `telemetry` (traces) beside. Start-up errors are `start_error`'s; the
+//! proxy's own error answers `error_answer`'s.
 #![forbid(unsafe_code)]
 
 mod answer;
@@ -21,6 +22,7 @@ mod reload;
 mod routing;
 mod sse;
 mod start_error;
+mod telemetry;
 mod upstream;
 
 use std::collections::HashMap;
@@ -101,6 +103,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map(|u| Arc::from(u.name.as_str()))
             .collect::<Vec<_>>(),
     ));
+    // Traces (off unless an OTLP endpoint is configured); exports run on a thread of their own.
+    let settings = telemetry::Settings::resolve(&config.telemetry, |var| std::env::var(var).ok())?;
+    let telemetry = telemetry::Telemetry::start(settings, &metrics.trace)?;
     let mut watched = Vec::new();
     let authenticate = client_auth(&config, &mut watched)?;
     let upstreams = upstreams(&config, workers, &mut watched)?;
@@ -131,6 +136,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         authenticate,
         limits.clone(),
         metrics.clone(),
+        telemetry.tracer(),
         &config.cors,
     )?;
 
@@ -177,6 +183,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         deadline: config.shutdown.drain_timeout.get(),
     };
     listener::serve(api, conns, workers, draining, drain).await?;
+    // Sends the spans still queued (bounded by the export timeout); blocking, so off this
+    // runtime's thread.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! ([`Answer::hold`], [`Answer::meter`], [`Attach`]); an upstream's body is a [`Stream`].
 
 pub mod hook;
+mod reply;
 mod stream;
 mod usage;
 

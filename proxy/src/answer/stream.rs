@@ -24,6 +24,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::hook::{End, Hooks};
 use crate::observability::facts::{Facts, Usage};
 
+use super::reply::Reply;
 use super::usage::{Tail, find_usage};
 use crate::observability::metrics::{Metrics, StreamErrorLabels, TokenLabels};
 use crate::sse::{self, Splitter};
@@ -69,14 +70,18 @@ pub struct Stream {
     cut: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The end of a non-SSE answer, where its usage is.
     tail: Tail,
+    /// A non-SSE answer's head has been read (its `model`).
+    head_read: bool,
     metrics: Arc<Metrics>,
 }
 
-/// What a stream of events keeps: its splitter, hooks, and the usage seen.
+/// What a stream of events keeps: its splitter, hooks, and the usage, model and finish
+/// reasons seen.
 struct Events {
     splitter: Splitter,
     hooks: Hooks,
     usage: Option<Usage>,
+    reply: Reply,
 }
 
 static USAGE_KEY: LazyLock<memchr::memmem::Finder<'static>> =
@@ -86,8 +91,10 @@ impl Events {
     /// A run of whole events: usage read, hooks applied.
     fn run(&mut self, run: Bytes) -> Bytes {
         let usage = &mut self.usage;
+        let reply = &mut self.reply;
         let mut read = |e: &sse::Event<'_>| {
             let raw = e.raw();
+            reply.read_event(raw);
             if USAGE_KEY.find(raw).is_some()
                 && let Some(data) = e.data()
                 && let Some(u) = find_usage(&data)
@@ -113,12 +120,14 @@ impl Stream {
                 splitter: Splitter::default(),
                 hooks: setup.hooks,
                 usage: None,
+                reply: Reply::default(),
             }),
             idle: setup.idle,
             deadline: setup.deadline,
             timer: None,
             cut: None,
             tail: Tail::default(),
+            head_read: false,
             metrics: setup.metrics,
         }
     }
@@ -150,8 +159,14 @@ impl Stream {
                 let held = events.splitter.finish();
                 (events.hooks.usage().or(events.usage), concat(added, held))
             }
-            None => (self.tail.usage(), None),
+            None => {
+                let mut reply = Reply::default();
+                reply.read_finish(self.tail.bytes());
+                facts.gen_ai.finish_reasons = reply.finish_reasons;
+                (self.tail.usage(), None)
+            }
         };
+        self.said(facts);
         if let Some(usage) = usage {
             let labels = |kind| TokenLabels {
                 client: facts
@@ -182,6 +197,7 @@ impl Stream {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.inner = None;
         facts.error = Some(reason);
+        self.said(facts);
         self.metrics
             .stream_errors
             .get_or_create(&StreamErrorLabels {
@@ -219,16 +235,36 @@ impl Stream {
         Poll::Ready(Some(Ok(Frame::data(out))))
     }
 
+    /// What the answer said about itself so far (model, finish reasons) goes to `facts`.
+    fn said(&mut self, facts: &mut Facts) {
+        if let Some(events) = self.events.as_mut() {
+            let reply = std::mem::take(&mut events.reply);
+            facts.gen_ai.finish_reasons = reply.finish_reasons;
+            facts.gen_ai.response_model = reply.model;
+        }
+    }
+
     /// A chunk of the answer: what of it can go to the client now (SSE: whole events only).
     fn take(&mut self, data: Bytes, facts: &mut Facts) -> Option<Bytes> {
         let out = match self.events.as_mut() {
             Some(events) => events.splitter.push(data).map(|run| events.run(run)),
             None => {
+                if !std::mem::replace(&mut self.head_read, true) {
+                    let mut reply = Reply::default();
+                    reply.read_model(&data);
+                    facts.gen_ai.response_model = reply.model;
+                }
                 self.tail.push(&data);
                 Some(data)
             }
         };
         let out = out.filter(|b| !b.is_empty());
+        if self.events.is_some() && out.is_some() {
+            // Time to first token and per output token are measured on events sent on.
+            let now = std::time::Instant::now();
+            let first = facts.gen_ai.stream.map_or(now, |(first, _)| first);
+            facts.gen_ai.stream = Some((first, now));
+        }
         if self.inner.as_ref().is_none_or(Body::is_end_stream) {
             // A sized body may never be polled to its end: finish on the last byte.
             let rest = self.finish(facts);

@@ -28,6 +28,11 @@ impl Tail {
         self.buf.extend_from_slice(chunk);
     }
 
+    /// The kept bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
     /// The last `usage` object in the kept bytes, if any.
     pub fn usage(&self) -> Option<Usage> {
         find_usage(&self.buf)

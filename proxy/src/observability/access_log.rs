@@ -17,8 +17,9 @@ use tower::{Layer, Service};
 
 use super::facts::Facts;
 pub use super::facts::X_REQUEST_ID;
-use super::logsink;
 use super::metrics::{Metrics, ModelLabels, RequestLabels};
+use super::{gen_ai, logsink};
+use crate::telemetry::{RequestTrace, Tracer};
 
 /// The facts of one request, logged when dropped.
 pub struct Record {
@@ -29,6 +30,8 @@ pub struct Record {
     request_id: String,
     /// 499 until a response exists: the client left before we answered.
     status: u16,
+    /// The request's server span (and the attempt that answered), ended with the record.
+    trace: RequestTrace,
     /// What the layers below learned.
     pub facts: Facts,
     /// Body bytes sent.
@@ -64,6 +67,8 @@ impl Drop for Record {
                 model: model.clone(),
             })
             .observe(elapsed.as_secs_f64());
+        gen_ai::request_ended(&self.trace, &m.gen_ai, f, self.status, self.start);
+        let trace_id = self.trace.trace_id();
         let line = Line {
             timestamp: logsink::timestamp(),
             level: "INFO",
@@ -83,6 +88,7 @@ impl Drop for Record {
             complete: self.complete,
             prompt_tokens: f.usage.map(|u| u.prompt_tokens),
             completion_tokens: f.usage.map(|u| u.completion_tokens),
+            trace_id: trace_id.as_deref(),
         };
         logsink::write_line(|buf| {
             let _ = serde_json::to_writer(buf, &line);
@@ -115,12 +121,14 @@ struct Line<'a> {
     prompt_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace_id: Option<&'a str>,
 }
 
 /// Layer (inside request-id, outside everything else, so it sees every answer, refusals
-/// included).
+/// included). It also starts each request's server span, which ends with the log line.
 #[derive(Clone)]
-pub struct AccessLogLayer(pub Arc<Metrics>);
+pub struct AccessLogLayer(pub Arc<Metrics>, pub Tracer);
 
 impl<S> Layer<S> for AccessLogLayer {
     type Service = AccessLog<S>;
@@ -129,6 +137,7 @@ impl<S> Layer<S> for AccessLogLayer {
         AccessLog {
             inner,
             metrics: self.0.clone(),
+            tracer: self.1.clone(),
         }
     }
 }
@@ -138,6 +147,7 @@ impl<S> Layer<S> for AccessLogLayer {
 pub struct AccessLog<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    tracer: Tracer,
 }
 
 impl<S, Q, B> Service<Request<Q>> for AccessLog<S>
@@ -153,8 +163,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Q>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Q>) -> Self::Future {
         self.metrics.in_flight.inc();
+        let trace = self
+            .tracer
+            .request(request.method(), request.uri().path(), request.headers());
+        // For the forwarder: each upstream attempt is a child of this request's span.
+        request.extensions_mut().insert(trace.clone());
         let record = Record {
             start: Instant::now(),
             method: request.method().clone(),
@@ -166,6 +181,7 @@ where
                 .unwrap_or("-")
                 .to_owned(),
             status: 499,
+            trace,
             facts: Facts::default(),
             bytes: 0,
             complete: false,

@@ -4,7 +4,7 @@
 //! observability reads them there, so it depends on none of those layers.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::header::HeaderName;
 use serde::Deserialize;
@@ -36,6 +36,20 @@ pub struct Facts {
     pub usage: Option<Usage>,
     /// The proxy's error code, or why the answer was cut after its first byte.
     pub error: Option<&'static str>,
+    /// What the answer said about itself, for the traces and the GenAI metrics.
+    pub gen_ai: GenAi,
+}
+
+/// What the relay reads from an answer for the traces and the GenAI metrics (the operation
+/// and the provider are [`Facts::operation`] and [`Facts::provider`]).
+#[derive(Clone, Debug, Default)]
+pub struct GenAi {
+    /// The model the upstream says answered.
+    pub response_model: Option<Arc<str>>,
+    /// Why each choice stopped, in the order the answer gave them.
+    pub finish_reasons: Vec<Arc<str>>,
+    /// When the first and the latest chunk of a streamed answer (server-sent events) came.
+    pub stream: Option<(Instant, Instant)>,
 }
 
 /// The id every anonymous client has in logs and labels.

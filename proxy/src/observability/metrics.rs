@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use ai_api_proxy_config::metrics as catalogue;
 
+use super::gen_ai::GenAiMetrics;
 use crate::limits::{LimitMetrics, ReasonLabels};
+use crate::telemetry::TraceMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
@@ -122,12 +124,17 @@ pub struct Metrics {
     pub key_reload_failures: Family<FileLabels, Counter>,
     /// The per-key policies' limiter: store health, round trips, refusals.
     pub limits: LimitMetrics,
+    /// The GenAI conventions' histograms.
+    pub gen_ai: GenAiMetrics,
+    /// Span export: drops and failures.
+    pub trace: TraceMetrics,
 }
 
 impl Metrics {
     /// Registers every metric; `upstreams` get their breaker gauge at 0 from the start.
     pub fn new<'a>(upstreams: impl IntoIterator<Item = &'a Arc<str>>) -> Self {
         let mut registry = Registry::default();
+        let gen_ai = GenAiMetrics::new(&mut registry);
         let m = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(Buckets),
@@ -147,6 +154,8 @@ impl Metrics {
             key_reloads: Family::default(),
             key_reload_failures: Family::default(),
             limits: LimitMetrics::default(),
+            gen_ai,
+            trace: TraceMetrics::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -226,6 +235,12 @@ impl Metrics {
             catalogue::KEY_RELOAD_FAILURES.help,
             m.key_reload_failures.clone(),
         );
+        for (metric, counter) in [
+            (catalogue::TRACE_SPANS_DROPPED, &m.trace.dropped),
+            (catalogue::TRACE_EXPORT_FAILURES, &m.trace.export_failures),
+        ] {
+            registry.register(metric.name, metric.help, counter.clone());
+        }
         let l = &m.limits;
         for (metric, counter) in [
             (catalogue::SHARED_LIMITS_STORE_FAILURES, &l.store_failures),

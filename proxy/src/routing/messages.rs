@@ -91,6 +91,8 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: outgoing,
+            operation: Some(operation),
+            trace: super::trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);
@@ -143,6 +145,8 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: Bytes::from(messages),
+            operation: Some(operation),
+            trace: super::trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, false);

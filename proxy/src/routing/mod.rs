@@ -22,6 +22,7 @@ use crate::limits::Limiter;
 use crate::metering;
 use crate::observability::facts;
 use crate::start_error::StartError;
+use crate::telemetry::RequestTrace;
 use crate::upstream::Upstream;
 use crate::upstream::forward::{Forwarder, Outgoing};
 use body::{BodyLimits, Budget};
@@ -103,6 +104,14 @@ impl Routes {
             limiter,
         })
     }
+}
+
+/// The request's trace (started by the access log layer; empty when tracing is off).
+fn trace(extensions: &http::Extensions) -> RequestTrace {
+    extensions
+        .get::<RequestTrace>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The path after `/v1`, with the query: what is appended to an upstream's base URL.
@@ -201,6 +210,8 @@ impl Routes {
             model: route.name.clone(),
             client: label,
             body: with_usage.map_or_else(|| body.clone(), Bytes::from),
+            operation: Some(operation(parts.uri.path())),
+            trace: trace(&parts.extensions),
         };
         let mut response = routes.forwarder.forward(&route.upstreams, out).await;
         metering::meter(&mut response, permit, usage_added);
@@ -236,6 +247,8 @@ impl Routes {
             model: Arc::from("-"),
             client: label,
             body,
+            operation: None,
+            trace: trace(&parts.extensions),
         };
         let mut response = self.forwarder.forward(std::slice::from_ref(&up), out).await;
         metering::meter(&mut response, permit, false);

@@ -23,6 +23,7 @@ use crate::answer::hook::Hooks;
 use crate::answer::{Answer, Stream, StreamSetup};
 use crate::error_answer::ProxyError;
 use crate::observability::metrics::{Metrics, UpstreamLabels};
+use crate::telemetry::{Attempt, AttemptStart, RequestTrace};
 
 /// Sends requests to upstreams: the retry policy and where outcomes are counted.
 pub struct Forwarder {
@@ -70,6 +71,10 @@ pub struct Outgoing<'a> {
     pub model: Arc<str>,
     /// Client key id label for metrics (`anonymous` without authentication).
     pub client: Arc<str>,
+    /// The GenAI operation of the route (`chat`, …; `None` on pass-through paths).
+    pub operation: Option<&'static str>,
+    /// The request's trace: each attempt is a client span of it.
+    pub trace: RequestTrace,
 }
 
 /// What comes after an attempt.
@@ -154,17 +159,30 @@ impl Forwarder {
                     self.count(&self.metrics.retries, up);
                 }
                 attempts += 1;
-                let request =
+                let mut request =
                     match up.build_request(out.method, out.suffix, out.headers, out.body.clone()) {
                         Ok(r) => r,
                         Err(e) => return Answer::error(e),
                     };
+                let span = out.trace.attempt(&AttemptStart {
+                    operation: out.operation,
+                    provider: up.kind.provider_name(),
+                    model: out.operation.map(|_| &*out.model),
+                    upstream: &up.name,
+                    server: (&up.server.0, up.server.1),
+                    url: &without_query(request.uri()),
+                    method: out.method,
+                    number: attempts,
+                });
+                // The upstream's parent is this attempt, in the client's trace.
+                span.inject(request.headers_mut());
                 let sent = Instant::now();
                 let outcome =
                     attempt(up, request, deadline.min(sent + up.timeouts.first_byte)).await;
                 let ttfb = sent.elapsed();
                 let (health, next) = judge(&outcome);
                 self.note(up, health);
+                end_span(span, &outcome, next, &out.trace);
                 let failure = match outcome {
                     Outcome::Answer(response, first) => {
                         return self.relay(up, response, first, ttfb, attempts, deadline, &out);
@@ -291,6 +309,37 @@ impl Forwarder {
         facts.ttfb = Some(ttfb);
         Response::from_parts(parts, answer)
     }
+}
+
+/// Ends the span of an attempt that failed; the one served stays open with the request.
+fn end_span(span: Attempt, outcome: &Outcome, next: Next, trace: &RequestTrace) {
+    match outcome {
+        Outcome::Answer(r, _) => {
+            span.answered(r.status().as_u16());
+            trace.answered_by(span);
+        }
+        Outcome::Status(r) if next == Next::Serve => {
+            span.answered(r.status().as_u16());
+            trace.answered_by(span);
+        }
+        Outcome::Status(r) => {
+            let status = r.status().as_u16();
+            span.failed(Some(status), &status.to_string());
+        }
+        Outcome::Connect => span.failed(None, "connect"),
+        Outcome::Broken => span.failed(None, "broken"),
+        Outcome::Timeout => span.failed(None, "timeout"),
+    }
+}
+
+/// Scheme, authority and path of `uri`: a span's `url.full` without the client's query.
+fn without_query(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}{}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.authority().map_or("", |a| a.as_str()),
+        uri.path()
+    )
 }
 
 #[cfg(test)]

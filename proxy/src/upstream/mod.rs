@@ -94,6 +94,8 @@ pub struct Upstream {
     clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
     /// This upstream's circuit breaker.
     pub breaker: Breaker,
+    /// Host and port of `base`, for the spans' `server.address` and `server.port`.
+    pub server: (Arc<str>, u16),
 }
 
 impl Upstream {
@@ -135,6 +137,8 @@ impl Upstream {
         let base = cfg.base_url.trim_end_matches('/').to_owned();
         base.parse::<Uri>()
             .map_err(|e| bad(format!("base_url is not a URL: {e}")))?;
+        let (_, host, port) = config::upstream_endpoint(&base)
+            .ok_or_else(|| bad("base_url needs an http or https scheme".into()))?;
 
         let mut clients = Vec::with_capacity(workers.max(1));
         for _ in 0..workers.max(1) {
@@ -170,6 +174,7 @@ impl Upstream {
             timeouts,
             clients,
             breaker: Breaker::new(breaker.failure_threshold, breaker.open_for.get()),
+            server: (Arc::from(host), port),
         })
     }
 

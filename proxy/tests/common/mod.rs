@@ -12,6 +12,7 @@
 )]
 
 pub mod fake;
+pub mod jaeger;
 pub mod sdk;
 
 use std::io::{BufRead, BufReader};

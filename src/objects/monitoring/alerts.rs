@@ -1,8 +1,8 @@
 //! The proxy's alerts, each with the action its runbook entry (README: Alerts) describes.
 
 use ai_api_proxy_config::metrics::{
-    CIRCUIT_BREAKER_STATE, KEY_RELOAD_FAILURES, RATE_LIMITED, REQUESTS, UPSTREAM_AUTH_FAILURES,
-    UPSTREAM_FIRST_BYTE, breaker,
+    CIRCUIT_BREAKER_STATE, KEY_RELOAD_FAILURES, RATE_LIMITED, REQUESTS, TRACE_SPANS_DROPPED,
+    UPSTREAM_AUTH_FAILURES, UPSTREAM_FIRST_BYTE, breaker,
 };
 
 use super::promql::Scope;
@@ -158,6 +158,20 @@ pub fn alerts(env: &Environment) -> Vec<Alert> {
                      upstream key is the key alone. The kubelet updates the mounted file within \
                      a minute or two and the proxy reloads it; the alert clears 15 minutes after \
                      the last failure.",
+        },
+        Alert {
+            name: "AiProxyTraceSpansDropped",
+            severity: Severity::Warning,
+            for_: "15m",
+            expr: format!("{} > 0", s.sum_increase(&TRACE_SPANS_DROPPED, &[], "15m")),
+            summary: "The proxy drops spans: {{ $value | humanize }} in 15 minutes did not fit \
+                      its trace export queue."
+                .into(),
+            action: "The OpenTelemetry collector at proxy.telemetry.otlp.endpoint is down, \
+                     unreachable (NetworkPolicy: network_policy.otlp_collector) or too slow; \
+                     ai_proxy_trace_export_failures_total grows with it. Requests are not \
+                     affected, only their traces. Fix the collector, or lower \
+                     proxy.telemetry.sampling_ratio if it cannot keep up.",
         },
         Alert {
             name: "AiProxyPodsNotReady",

@@ -1,12 +1,14 @@
 //! The Grafana dashboard, delivered as a ConfigMap that Grafana's dashboard sidecar loads
 //! (label `grafana_dashboard: "1"`): traffic, errors, latency, tokens, in-flight, retries,
-//! breakers and rate limiting, every query written from the metric catalogue.
+//! breakers, rate limiting, the GenAI conventions' time to first token, time per output token
+//! and tokens per answer, and trace export; every query written from the metric catalogue.
 
 use std::collections::BTreeMap;
 
 use ai_api_proxy_config::metrics::{
     CIRCUIT_BREAKER_STATE, IN_FLIGHT, RATE_LIMITED, REQUEST_DURATION, REQUESTS, STREAM_ERRORS,
-    TOKENS, UPSTREAM_FIRST_BYTE, UPSTREAM_RETRIES, breaker,
+    TOKENS, TRACE_EXPORT_FAILURES, TRACE_SPANS_DROPPED, UPSTREAM_FIRST_BYTE, UPSTREAM_RETRIES,
+    breaker, gen_ai,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
@@ -207,6 +209,70 @@ fn panels(s: &Scope) -> Vec<Spec> {
                 s.sum_rate(&STREAM_ERRORS, &["upstream", "reason"], "", WINDOW),
                 "{{upstream}} {{reason}}",
             )],
+        ),
+        series(
+            12,
+            "Time to first token",
+            "Streamed answers: request received to the upstream's first chunk, p50, p90, p99 \
+             per model (gen_ai.server.time_to_first_token).",
+            "s",
+            quantiles(
+                &gen_ai::TIME_TO_FIRST_TOKEN,
+                &["gen_ai_request_model"],
+                [
+                    "p50 {{gen_ai_request_model}}",
+                    "p90 {{gen_ai_request_model}}",
+                    "p99 {{gen_ai_request_model}}",
+                ],
+            ),
+        ),
+        series(
+            12,
+            "Time per output token",
+            "Streamed answers: time per output token after the first, p50, p90, p99 per model \
+             (gen_ai.server.time_per_output_token).",
+            "s",
+            quantiles(
+                &gen_ai::TIME_PER_OUTPUT_TOKEN,
+                &["gen_ai_request_model"],
+                [
+                    "p50 {{gen_ai_request_model}}",
+                    "p90 {{gen_ai_request_model}}",
+                    "p99 {{gen_ai_request_model}}",
+                ],
+            ),
+        ),
+        series(
+            12,
+            "Tokens per answer",
+            "Input and output tokens of one answer, p50, p90, p99 (gen_ai.client.token.usage).",
+            "short",
+            quantiles(
+                &gen_ai::TOKEN_USAGE,
+                &["gen_ai_token_type"],
+                [
+                    "p50 {{gen_ai_token_type}}",
+                    "p90 {{gen_ai_token_type}}",
+                    "p99 {{gen_ai_token_type}}",
+                ],
+            ),
+        ),
+        series(
+            12,
+            "Trace export",
+            "Spans dropped because the export queue was full, and batches the collector did \
+             not take, per second.",
+            "short",
+            vec![
+                (
+                    s.sum_rate(&TRACE_SPANS_DROPPED, &[], "", WINDOW),
+                    "spans dropped",
+                ),
+                (
+                    s.sum_rate(&TRACE_EXPORT_FAILURES, &[], "", WINDOW),
+                    "failed exports",
+                ),
+            ],
         ),
     ]
 }

@@ -186,6 +186,7 @@ fn alerts_carry_severity_action_and_runbook_link() {
             "AiProxySlowFirstByte",
             "AiProxyRateLimitedSurge",
             "AiProxyKeyReloadFailed",
+            "AiProxyTraceSpansDropped",
             "AiProxyPodsNotReady",
             "AiProxyDown"
         ]
