@@ -100,9 +100,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Reads discovery and the live parent of `target`'s set.
-    pub async fn read(client: &kube::Client, target: &Target) -> Result<Self> {
-        let discovery = Discovery::read(client).await?;
+    /// Reads the live parent of `target`'s set, given what the server serves.
+    pub async fn read(
+        client: &kube::Client,
+        discovery: Discovery,
+        target: &Target,
+    ) -> Result<Self> {
         let recorded =
             applyset::recorded_kinds(client, &target.namespace, target.parent_name(), target.id())
                 .await?;

@@ -242,4 +242,4 @@ pub fn decode(config_map: &ConfigMap) -> Result<Revision, FormatError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
