@@ -17,6 +17,7 @@ TAPLO_CLI_VERSION=0.7.0   # `taplo --version` says 0.9.0: the npm package bundle
 # Debian packages (apt_tool), exact Debian versions as `apt-cache policy <package>` shows them:
 PROMETHEUS_DEB_VERSION=2.42.0+ds-5+deb12u1
 REDIS_DEB_VERSION=5:7.0.15-1~deb12u10   # redis-server for the shared-limits tests
+TINYPROXY_DEB_VERSION=1.11.1-2.1+deb12u1   # the HTTP CONNECT proxy of the proxy's egress tests
 
 CI_TOOLS="${CI_TOOLS_DIR:-${TMPDIR:-/tmp}/infra-ci-tools}"
 CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -151,6 +151,19 @@ wait "$CLIENT"
     "$(grep -c 'reachable again' "$WORK/proxy.log") store-back," \
     "$(grep -c 'keys added' "$WORK/proxy.log") key-file reloads."
   for port in "$UP1" "$UP2"; do echo "Upstream $port: $(curl -sf "http://127.0.0.1:$port/_fake/stats")"; done
+  # What the proxy answered other than a complete 200, from its access log.
+  python3 - "$WORK/proxy.log" <<'PY'
+import collections, json, sys
+seen = collections.Counter()
+for line in open(sys.argv[1], errors="replace"):
+    if '"target":"access"' not in line:
+        continue
+    v = json.loads(line)
+    if v.get("status") != 200 or v.get("error"):
+        seen[(v.get("status"), v.get("error"), v.get("upstream"), v.get("attempts"))] += 1
+print("Proxy answers other than a clean 200 (status, error, upstream, attempts: count): "
+      + ("; ".join(f"{k}: {n}" for k, n in seen.most_common(12)) or "none"))
+PY
 } | tee -a "$OUT/summary.md"
 "${PLOT_PYTHON:-/usr/bin/python3}" "$HERE/soak-plot.py" "$OUT" || echo "soak: no plot (python3-matplotlib missing?)" >&2
 echo "soak: done; $OUT/summary.md, $OUT/soak.png" >&2

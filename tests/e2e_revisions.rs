@@ -57,7 +57,19 @@ fn atomic_puts_image_config_map_and_hpa_back_when_a_bad_image_fails() {
     let Some(c) = Cluster::new("atomic") else {
         return;
     };
-    c.infra_ok("apply", "production", &["--timeout", "90s"]);
+    // Revision 1 has no PodDisruptionBudget; the failed revision creates one and prunes the
+    // Ingress: the rollback must prune the one and bring the other back.
+    c.infra_ok(
+        "apply",
+        "production",
+        &[
+            "--timeout",
+            "90s",
+            "--set",
+            "disruption_budget.enabled=false",
+        ],
+    );
+    assert!(!c.exists(&format!("pdb/{APP}")));
     let config = c.get(&format!("configmap/{APP}"))["data"].clone();
     let hpa = c.get(&format!("hpa/{APP}"))["spec"].clone();
     let good = image(&c);
@@ -72,6 +84,8 @@ fn atomic_puts_image_config_map_and_hpa_back_when_a_bad_image_fails() {
                 "autoscaling.max_replicas=7",
                 "--set",
                 "proxy.rate_limit.burst=77",
+                "--set",
+                "ingress.enabled=false",
                 "--atomic",
                 "--timeout",
                 "10s",
@@ -92,9 +106,20 @@ fn atomic_puts_image_config_map_and_hpa_back_when_a_bad_image_fails() {
         "{}",
         stdout(&out)
     );
+    let rolled = stdout(&out);
+    assert!(
+        rolled.contains(&format!("created PodDisruptionBudget {}/{APP}", c.ns)),
+        "{rolled}"
+    );
+    assert!(
+        rolled.contains(&format!("pruned Ingress {}/{APP}", c.ns)),
+        "{rolled}"
+    );
     assert_eq!(image(&c), good);
     assert_eq!(c.get(&format!("configmap/{APP}"))["data"], config);
     assert_eq!(c.get(&format!("hpa/{APP}"))["spec"], hpa);
+    assert!(!c.exists(&format!("pdb/{APP}")), "{rolled}");
+    assert!(c.exists(&format!("ingress/{APP}")), "{rolled}");
     c.wait_available(2);
     assert_eq!(
         statuses(&c, "production"),

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod duration;
+mod egress;
 mod failover;
 pub mod metrics;
 mod policy;
@@ -22,6 +23,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::Duration;
+pub use egress::{
+    ClientCertificate, ConfigMapRef, Egress, FileSource, ProxyBasicAuth, UpstreamTls,
+};
 pub use failover::OnStreamFailure;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
@@ -46,6 +50,9 @@ pub struct ProxyConfig {
     pub endpoints: Endpoints,
     /// Directory under which each referenced Secret is mounted as `<dir>/<secret name>/<key>`.
     pub secrets_dir: PathBuf,
+    /// Directory under which each referenced ConfigMap (a CA bundle) is mounted as
+    /// `<dir>/<config map name>/<key>`.
+    pub config_maps_dir: PathBuf,
     /// Largest request body accepted, in bytes; larger bodies are answered 413.
     pub max_body_bytes: u64,
     /// What one client connection and the whole process may hold: connections, time to send
@@ -80,6 +87,10 @@ pub struct ProxyConfig {
     /// counts on its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shared_limits: Option<SharedLimits>,
+    /// The HTTP CONNECT proxy towards `https://` upstreams; absent: the process's
+    /// `HTTPS_PROXY` and `NO_PROXY` variables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
     /// OpenTelemetry traces (OTLP export, sampling, export queue); off by default.
     #[serde(skip_serializing_if = "Telemetry::is_default")]
     pub telemetry: Telemetry,
@@ -282,6 +293,9 @@ pub struct Upstream {
     /// Sent as `OpenAI-Project` (a client's own is never forwarded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
+    /// TLS towards this upstream: extra trusted CAs, a client certificate, the name to verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
     /// The API the upstream speaks: `openai` (Chat Completions; the default) or `anthropic`
     /// (Messages). Requests in the other API are translated (see the proxy's README).
     #[serde(default, skip_serializing_if = "UpstreamKind::is_openai")]
@@ -348,6 +362,7 @@ impl Default for ProxyConfig {
             admin_port: 9090,
             endpoints: Endpoints::default(),
             secrets_dir: PathBuf::from("/var/run/secrets/ai-api-proxy"),
+            config_maps_dir: PathBuf::from("/var/run/configmaps/ai-api-proxy"),
             max_body_bytes: 10 * 1024 * 1024,
             limits: Limits::default(),
             timeouts: Timeouts::default(),
@@ -362,6 +377,7 @@ impl Default for ProxyConfig {
             passthrough: Vec::new(),
             policies: Policies::default(),
             shared_limits: None,
+            egress: None,
             telemetry: Telemetry::default(),
         }
     }
@@ -503,6 +519,7 @@ impl ProxyConfig {
                 KeySource::Secret(r) => Some(r),
                 KeySource::Env(_) => None,
             })
+            .chain(self.egress_secret_refs())
             .collect();
         refs.sort();
         refs.dedup();

@@ -277,6 +277,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                tls: None,
                 kind: UpstreamKind::Openai,
             }],
             models: vec![ModelRoute {

@@ -90,6 +90,9 @@ impl ProxyConfig {
         }
         self.check_upstreams(&mut r);
         self.check_routes(&mut r);
+        if let Some(egress) = &self.egress {
+            crate::egress::check_egress(&mut r, egress);
+        }
         crate::policy::check(&mut r, self);
         crate::failover::check(&mut r, self);
         crate::telemetry::check(&mut r, self);
@@ -239,6 +242,9 @@ impl ProxyConfig {
             }
             if let Some(t) = &u.timeouts {
                 check_timeouts(r, &format!("{at}.timeouts"), t);
+            }
+            if let Some(tls) = &u.tls {
+                crate::egress::check_tls(r, &format!("{at}.tls"), &u.base_url, tls);
             }
             for (key, value) in [("organization", &u.organization), ("project", &u.project)] {
                 if let Some(v) = value {
@@ -413,6 +419,7 @@ mod tests {
                 timeouts: None,
                 organization: None,
                 project: None,
+                tls: None,
                 kind: UpstreamKind::Openai,
             }],
             models: vec![ModelRoute {

@@ -82,6 +82,35 @@ pub enum ProxyError {
     /// provider's message is never shown.
     #[error("The upstream service refused the proxy's credentials.")]
     UpstreamAuth,
+    /// TLS with the upstream failed (an untrusted certificate, a refused client certificate):
+    /// a configuration fault, named so the operator finds it.
+    #[error("The TLS connection to upstream `{upstream}` failed: {reason}.")]
+    UpstreamTls {
+        /// The upstream's configured name.
+        upstream: std::sync::Arc<str>,
+        /// A fixed phrase: what kind of failure (see `upstream::tls::client_reason`).
+        reason: &'static str,
+    },
+    /// The egress proxy answered 401 or 407: the proxy's credentials for it are missing or
+    /// wrong.
+    #[error(
+        "The egress proxy refused the proxy's credentials ({status}) while connecting to upstream `{upstream}`."
+    )]
+    EgressProxyAuth {
+        /// The upstream's configured name.
+        upstream: std::sync::Arc<str>,
+        /// The proxy's status.
+        status: u16,
+    },
+    /// The egress proxy would not open a tunnel (a refused destination or port, its own
+    /// failure to reach the upstream, or an answer that is not HTTP).
+    #[error("The egress proxy would not open a tunnel to upstream `{upstream}`{}.", .status.map(|s| format!(" (it answered {s})")).unwrap_or_default())]
+    EgressProxy {
+        /// The upstream's configured name.
+        upstream: std::sync::Arc<str>,
+        /// The proxy's status, if it answered in HTTP.
+        status: Option<u16>,
+    },
     /// The upstream did not answer in time.
     #[error("The upstream service did not answer in time.")]
     GatewayTimeout,
@@ -119,7 +148,11 @@ impl ProxyError {
             Self::RateLimited(_) | Self::TooManyInFlight(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded | Self::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
-            Self::BadGateway | Self::UpstreamAuth => StatusCode::BAD_GATEWAY,
+            Self::BadGateway
+            | Self::UpstreamAuth
+            | Self::UpstreamTls { .. }
+            | Self::EgressProxyAuth { .. }
+            | Self::EgressProxy { .. } => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Policy(r) => r.status(),
@@ -145,6 +178,9 @@ impl ProxyError {
             Self::RateLimited(_) | Self::TooManyInFlight(_) => "requests",
             Self::BadGateway
             | Self::UpstreamAuth
+            | Self::UpstreamTls { .. }
+            | Self::EgressProxyAuth { .. }
+            | Self::EgressProxy { .. }
             | Self::GatewayTimeout
             | Self::Unavailable(_)
             | Self::Overloaded
@@ -173,6 +209,9 @@ impl ProxyError {
             Self::TooManyConnections => "too_many_connections",
             Self::BadGateway => "bad_gateway",
             Self::UpstreamAuth => "upstream_auth_failed",
+            Self::UpstreamTls { .. } => "upstream_tls_failed",
+            Self::EgressProxyAuth { .. } => "egress_proxy_auth_failed",
+            Self::EgressProxy { .. } => "egress_proxy_failed",
             Self::GatewayTimeout => "upstream_timeout",
             Self::Unavailable(_) => "upstream_unavailable",
             Self::Policy(r) => r.code(),
@@ -199,6 +238,9 @@ impl ProxyError {
             | Self::Overloaded
             | Self::TooManyConnections
             | Self::UpstreamAuth
+            | Self::UpstreamTls { .. }
+            | Self::EgressProxyAuth { .. }
+            | Self::EgressProxy { .. }
             | Self::BadGateway
             | Self::GatewayTimeout
             | Self::Unavailable(_)

@@ -49,7 +49,9 @@ use routing::Routes;
 use routing::body::Budget;
 use start_error::StartError;
 use upstream::Upstream;
+use upstream::egress::EgressPlan;
 use upstream::forward::{Forwarder, RetryPolicy};
+use upstream::tls::TlsFiles;
 
 /// OpenAI-compatible reverse proxy: routing, key injection, client auth, rate limits, streaming.
 #[derive(Debug, Parser)]
@@ -255,12 +257,14 @@ fn client_auth(
     Ok(Authenticate::Keys(store))
 }
 
-/// Every upstream, with its key; keys from Secrets are watched.
+/// Every upstream, with its key and TLS files; keys, TLS files and the egress proxy's
+/// password from Secrets (or ConfigMaps) are watched.
 fn upstreams(
     config: &ProxyConfig,
     workers: usize,
     watched: &mut Vec<reload::Watched>,
 ) -> Result<HashMap<String, Arc<Upstream>>, StartError> {
+    let egress = egress_plan(config)?;
     let mut upstreams = HashMap::new();
     for u in &config.upstreams {
         let key = load::read_secret(&u.api_key, &config.secrets_dir)?;
@@ -269,8 +273,13 @@ fn upstreams(
             &key,
             config.timeouts_for(u).into(),
             &config.circuit_breaker,
+            TlsFiles::new(u.tls.as_ref(), config),
+            &egress,
             workers,
         )?);
+        if let Some(proxy) = up.egress_proxy() {
+            tracing::info!(upstream = %u.name, %proxy, "upstream reached through the egress proxy");
+        }
         if let KeySource::Secret(r) = &u.api_key {
             let target = up.clone();
             watched.push(reload::Watched {
@@ -288,7 +297,59 @@ fn upstreams(
                 }),
             });
         }
+        for path in up.tls_files().paths() {
+            let target = up.clone();
+            watched.push(reload::Watched {
+                initial: reload::read(&path),
+                path,
+                label: Arc::from(format!("upstream_tls:{}", u.name)),
+                apply: Box::new(move |_| {
+                    target
+                        .reconnect()
+                        .map(|()| "TLS configuration replaced".into())
+                }),
+            });
+        }
         upstreams.insert(u.name.clone(), up);
     }
+    if let Some(KeySource::Secret(r)) = config
+        .egress
+        .as_ref()
+        .and_then(|e| e.basic_auth.as_ref())
+        .map(|a| &a.password)
+    {
+        let targets: Vec<_> = upstreams
+            .values()
+            .filter(|u| u.egress_proxy().is_some())
+            .cloned()
+            .collect();
+        let plan = egress.clone();
+        let path = r.path(&config.secrets_dir);
+        watched.push(reload::Watched {
+            initial: reload::read(&path),
+            path,
+            label: Arc::from("egress_proxy"),
+            apply: Box::new(move |text| {
+                plan.set_password(text)?;
+                for up in &targets {
+                    up.reconnect()?;
+                }
+                Ok("egress proxy password replaced".into())
+            }),
+        });
+    }
     Ok(upstreams)
+}
+
+/// Where upstream connections go: the configuration's `egress` (its password read from its
+/// Secret), or the process's `HTTPS_PROXY` / `NO_PROXY` when the configuration has none.
+fn egress_plan(config: &ProxyConfig) -> Result<Arc<EgressPlan>, StartError> {
+    let egress = config.egress.as_ref();
+    let password = match egress.and_then(|e| e.basic_auth.as_ref()) {
+        Some(auth) => Some(load::read_secret(&auth.password, &config.secrets_dir)?),
+        None => None,
+    };
+    EgressPlan::new(egress, password.as_deref())
+        .map(Arc::new)
+        .map_err(StartError::Egress)
 }

@@ -1,4 +1,5 @@
-//! Secret files that change while the proxy runs: the client key file and upstream keys.
+//! Secret files that change while the proxy runs: the client key file, upstream keys, the
+//! upstreams' TLS files (CA bundles, client certificates) and the egress proxy's password.
 //!
 //! Kubernetes updates a mounted Secret by writing a new directory and swapping the `..data`
 //! symlink, so file events are unreliable (the watched path never changes); instead each file
@@ -31,6 +32,14 @@ pub struct Watched {
     pub initial: String,
     /// What to do with a new content.
     pub apply: Apply,
+}
+
+/// A file's content as the watcher compares it (trailing whitespace trimmed; empty when it
+/// cannot be read, so the first readable content counts as a change).
+pub fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .map(|t| t.trim_end().to_owned())
+        .unwrap_or_default()
 }
 
 fn digest(text: &str) -> [u8; 32] {
@@ -81,7 +90,7 @@ pub async fn watch(file: Watched, metrics: Arc<Metrics>) {
                     file = %file.label,
                     path = %file.path.display(),
                     reason,
-                    "secret file changed but cannot be used; the previous keys stay in force"
+                    "secret file changed but cannot be used; what was in force stays"
                 );
             }
         }

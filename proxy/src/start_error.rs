@@ -64,6 +64,9 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
+    /// The egress proxy settings (or `HTTPS_PROXY`) cannot be used.
+    #[error("egress: {0}")]
+    Egress(String),
     /// The shared limits store's address cannot be used.
     #[error("{0}")]
     SharedLimits(#[from] crate::limits::StoreError),

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::DynamicObject;
 
+use super::discovery::Discovery;
 use super::owner::{self, Owner};
 use super::prune::Candidate;
 use super::revision::{History, Status};
@@ -27,7 +28,7 @@ use crate::render::{self, File};
 /// rendered file (`deployment-ai-api-proxy.yaml`), each diff of YAML without server-owned fields.
 pub async fn plan(client: &kube::Client, target: &Target) -> Result<Live> {
     let namespace = target.namespace.as_str();
-    let setup = Setup::read(client, target).await?;
+    let setup = Setup::read(client, Discovery::read(client).await?, target).await?;
     let owners: Vec<Owner> = owner::owners(client, &target.objects)
         .await?
         .into_keys()

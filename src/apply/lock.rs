@@ -7,6 +7,7 @@
 //! expires [`DURATION`] later, so nothing stays locked forever. Expiry is judged by this
 //! machine's clock against the holder's renew time (clocks a few seconds apart only shift it).
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -42,7 +43,9 @@ pub struct Holder {
 pub struct Lock {
     api: Api<Lease>,
     name: String,
-    identity: String,
+    /// The resourceVersion of our last write of the Lease (so releasing it is one request that
+    /// fails if someone else wrote it since).
+    version: Arc<Mutex<Option<String>>>,
     renewer: JoinHandle<()>,
 }
 
@@ -66,12 +69,27 @@ pub async fn acquire(
     let api = Api::<Lease>::namespaced(client.clone(), namespace);
     let shown = format!("{namespace}/{name}");
     let deadline = tokio::time::Instant::now() + wait;
+    // The common case first, in one request: no Lease (the last holder deleted it).
+    let mut create_first = true;
     loop {
         let now = Timestamp::now();
-        let live = api
-            .get_opt(name)
-            .await
-            .map_err(refused("get", namespace, &shown))?;
+        let live = if std::mem::take(&mut create_first) {
+            let new = lease(name, identity, now, None);
+            match api.create(&PostParams::default(), &new).await {
+                Ok(held) => return Ok(Some(Lock::hold(api, name, identity, held))),
+                Err(kube::Error::Api(s)) if s.code == 409 => api
+                    .get_opt(name)
+                    .await
+                    .map_err(refused("get", namespace, &shown))?,
+                // No namespace: nothing to lock yet.
+                Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(None),
+                Err(e) => return Err(refused("create", namespace, &shown)(e)),
+            }
+        } else {
+            api.get_opt(name)
+                .await
+                .map_err(refused("get", namespace, &shown))?
+        };
         let taken = match &live {
             None => {
                 api.create(&PostParams::default(), &lease(name, identity, now, None))
@@ -97,16 +115,7 @@ pub async fn acquire(
             },
         };
         match taken {
-            Ok(_) => {
-                let renewer =
-                    tokio::spawn(renew(api.clone(), name.to_owned(), identity.to_owned()));
-                return Ok(Some(Lock {
-                    api,
-                    name: name.to_owned(),
-                    identity: identity.to_owned(),
-                    renewer,
-                }));
-            }
+            Ok(held) => return Ok(Some(Lock::hold(api, name, identity, held))),
             // Someone else took it between our read and our write: look again.
             Err(kube::Error::Api(s)) if s.code == 409 => continue,
             // No namespace: nothing to lock yet.
@@ -138,32 +147,50 @@ fn refused(verb: &'static str, namespace: &str, shown: &str) -> impl FnOnce(kube
 }
 
 impl Lock {
-    /// Stops renewing and deletes the Lease, unless someone else holds it by now.
+    /// The lock `held` (as the server returned it), renewed from now on.
+    fn hold(api: Api<Lease>, name: &str, identity: &str, held: Lease) -> Self {
+        let version = Arc::new(Mutex::new(held.metadata.resource_version));
+        let renewer = tokio::spawn(renew(
+            api.clone(),
+            name.to_owned(),
+            identity.to_owned(),
+            version.clone(),
+        ));
+        Self {
+            api,
+            name: name.to_owned(),
+            version,
+            renewer,
+        }
+    }
+
+    /// Stops renewing and deletes the Lease, unless someone else wrote it since (then it is
+    /// theirs). Best effort: a lease left behind expires by itself.
     pub async fn release(self) {
         self.renewer.abort();
-        if let Ok(Some(live)) = self.api.get_opt(&self.name).await {
-            let ours = live
-                .spec
-                .as_ref()
-                .and_then(|s| s.holder_identity.as_deref())
-                == Some(self.identity.as_str());
-            if ours {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        resource_version: live.metadata.resource_version.clone(),
-                        uid: live.metadata.uid.clone(),
-                    }),
-                    ..Default::default()
-                };
-                // Best effort: a lease left behind expires by itself.
-                let _ = self.api.delete(&self.name, &params).await;
-            }
-        }
+        let version = self
+            .version
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                resource_version: version,
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        let _ = self.api.delete(&self.name, &params).await;
     }
 }
 
 /// Renews the lease every [`RENEW_EVERY`] while we hold it.
-async fn renew(api: Api<Lease>, name: String, identity: String) {
+async fn renew(
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    version: Arc<Mutex<Option<String>>>,
+) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let Ok(Some(mut live)) = api.get_opt(&name).await else {
@@ -176,7 +203,10 @@ async fn renew(api: Api<Lease>, name: String, identity: String) {
             return;
         }
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        let _ = api.replace(&name, &PostParams::default(), &live).await;
+        if let Ok(renewed) = api.replace(&name, &PostParams::default(), &live).await {
+            *version.lock().unwrap_or_else(PoisonError::into_inner) =
+                renewed.metadata.resource_version;
+        }
     }
 }
 

@@ -300,6 +300,46 @@ mod tests {
     }
 
     #[test]
+    fn an_atomic_failure_says_what_failed_and_how_the_rollback_went() {
+        let cause = || {
+            Box::new(Error::NotReady(
+                "not ready within 10s:\n  Deployment ns/app".into(),
+            ))
+        };
+        let rolled = Error::RolledBack {
+            cause: cause(),
+            failed: 5,
+            to: 4,
+            recorded: 6,
+        };
+        assert_eq!(
+            rolled.to_string(),
+            "not ready within 10s:\n  Deployment ns/app\n\n\
+             revision 5 failed: rolled back to revision 4 (recorded as revision 6)"
+        );
+        let both = Error::RollbackFailed {
+            cause: cause(),
+            failed: 5,
+            to: 4,
+            rollback: Box::new(Error::NotReady(
+                "not ready within 10s:\n  Service ns/app".into(),
+            )),
+        };
+        let text = both.to_string();
+        assert!(
+            text.starts_with("not ready within 10s:\n  Deployment ns/app\n\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "revision 5 failed, and rolling back to revision 4 failed too:\n\
+                 not ready within 10s:\n  Service ns/app"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn outcomes_print_as_one_line_each() {
         let mut o = Outcome {
             action: Action::Applied,

@@ -46,7 +46,8 @@ pub async fn apply(
     report: &mut impl FnMut(Event<'_>),
 ) -> Result<Applied> {
     if options.apply.dry_run {
-        let outcomes = set::run(client, target, &options.apply, report).await?;
+        let discovery = Discovery::read(client).await?;
+        let outcomes = set::run(client, &discovery, target, &options.apply, report).await?;
         return Ok(Applied {
             outcomes,
             revision: None,
@@ -137,6 +138,7 @@ impl Located for Place {
 /// The lock held and the history read, for one apply or rollback.
 struct Session<'c> {
     client: &'c kube::Client,
+    discovery: Discovery,
     who: String,
     lock: Option<Lock>,
     history: History,
@@ -150,9 +152,10 @@ impl<'c> Session<'c> {
         report: &mut impl FnMut(Event<'_>),
     ) -> Result<Self> {
         let (namespace, parent) = (place.namespace(), place.parent());
-        // The server answers (or the error says it does not) before anything else is asked.
-        Discovery::read(client).await?;
-        let who = revision::history::who_am_i(client).await;
+        // What the server serves (or why it does not answer), and who we are to it.
+        let (discovery, who) =
+            futures_util::join!(Discovery::read(client), revision::history::who_am_i(client));
+        let discovery = discovery?;
         let mut last_holder = None;
         let lock = lock::acquire(
             client,
@@ -182,6 +185,7 @@ impl<'c> Session<'c> {
         };
         Ok(Self {
             client,
+            discovery,
             who,
             lock,
             history,
@@ -198,12 +202,18 @@ impl<'c> Session<'c> {
         report: &mut impl FnMut(Event<'_>),
     ) -> Result<Applied> {
         let mut wrote = false;
-        let result = set::run(self.client, target, options, &mut |event| {
-            if let Event::Outcome(o) = event {
-                wrote |= o.action != Action::Unchanged;
-            }
-            report(event);
-        })
+        let result = set::run(
+            self.client,
+            &self.discovery,
+            target,
+            options,
+            &mut |event| {
+                if let Event::Outcome(o) = event {
+                    wrote |= o.action != Action::Unchanged;
+                }
+                report(event);
+            },
+        )
         .await;
         if result.is_err() && !wrote {
             return result.map(|outcomes| Applied {
@@ -234,6 +244,7 @@ impl<'c> Session<'c> {
                 provenance,
                 selector: target.selector.clone(),
                 secrets: target.secrets.clone(),
+                config_maps: target.config_maps.clone(),
             },
             status,
             target: target.clone(),
@@ -299,10 +310,12 @@ impl<'c> Session<'c> {
     /// Trims the history to `max` and lets the lock go; `result` stays the result (a trim
     /// failure is reported only when the apply itself succeeded).
     async fn close(mut self, result: Result<Applied>, max: usize) -> Result<Applied> {
-        let trimmed = self.history.trim(max).await;
-        if let Some(lock) = self.lock.take() {
-            lock.release().await;
-        }
+        let release = async {
+            if let Some(lock) = self.lock.take() {
+                lock.release().await;
+            }
+        };
+        let (trimmed, ()) = futures_util::join!(self.history.trim(max), release);
         let applied = result?;
         trimmed?;
         Ok(applied)

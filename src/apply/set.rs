@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use ai_api_proxy_config::SecretRef;
+use ai_api_proxy_config::{ConfigMapRef, SecretRef};
 
+use super::discovery::Discovery;
 use super::target::{Setup, Target};
 use super::{Error, Outcome, Result, preflight, prune, server_side, summary, wait};
 use crate::objects::{Object, Readiness};
@@ -35,18 +36,20 @@ pub enum Event<'a> {
     Status(&'a str),
 }
 
-/// Applies `target` with `options`.
+/// Applies `target` with `options`, on a server that serves `discovery`.
 pub async fn run(
     client: &kube::Client,
+    discovery: &Discovery,
     target: &Target,
     options: &Options,
     report: &mut impl FnMut(Event<'_>),
 ) -> Result<Vec<Outcome>> {
     let namespace = target.namespace.as_str();
-    let setup = Setup::read(client, target).await?;
+    let setup = Setup::read(client, discovery.clone(), target).await?;
     let superset = setup.superset();
     let plan = target.with_parent(&superset);
     let secrets: Vec<&SecretRef> = target.secrets.iter().collect();
+    let config_maps: Vec<&ConfigMapRef> = target.config_maps.iter().collect();
 
     let checked = preflight::run(
         client,
@@ -54,7 +57,10 @@ pub async fn run(
         &plan,
         options.prune.then_some(setup.prune_kinds.as_slice()),
         namespace,
-        &secrets,
+        preflight::Reads {
+            secrets: &secrets,
+            config_maps: &config_maps,
+        },
         !options.force_conflicts,
     )
     .await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ai_api_proxy_config::SecretRef;
+use ai_api_proxy_config::{ConfigMapRef, SecretRef};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ApiResource;
 
@@ -28,6 +28,8 @@ pub struct Target {
     pub selector: BTreeMap<String, String>,
     /// The Secret keys the proxy reads (preflight checks they exist).
     pub secrets: Vec<SecretRef>,
+    /// The ConfigMap keys the proxy reads (CA bundles; preflight checks they exist).
+    pub config_maps: Vec<ConfigMapRef>,
 }
 
 impl Target {
@@ -41,6 +43,7 @@ impl Target {
             parent: objects::applyset::parent(env, env_name, &BTreeSet::new()),
             selector: objects::applyset::member_selector(env, env_name),
             secrets: env.proxy.secret_refs().into_iter().cloned().collect(),
+            config_maps: env.proxy.config_map_refs().into_iter().cloned().collect(),
         }
     }
 
@@ -97,9 +100,12 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Reads discovery and the live parent of `target`'s set.
-    pub async fn read(client: &kube::Client, target: &Target) -> Result<Self> {
-        let discovery = Discovery::read(client).await?;
+    /// Reads the live parent of `target`'s set, given what the server serves.
+    pub async fn read(
+        client: &kube::Client,
+        discovery: Discovery,
+        target: &Target,
+    ) -> Result<Self> {
         let recorded =
             applyset::recorded_kinds(client, &target.namespace, target.parent_name(), target.id())
                 .await?;

@@ -286,11 +286,16 @@ pub struct NetworkPolicy {
     /// is allowed there only. Required exactly when `proxy.telemetry.otlp` is set.
     #[serde(default)]
     pub otlp_collector: Option<StorePeers>,
+    /// Where the egress proxy (`proxy.egress.https_proxy`) runs: egress to its port is allowed
+    /// there, and the upstreams it reaches need no `upstream_cidrs`. Required exactly when
+    /// `proxy.egress.https_proxy` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<StorePeers>,
 }
 
 /// Where a service the proxy calls runs (the Redis or Valkey of `proxy.shared_limits`, the
-/// OpenTelemetry collector): pods in the cluster, address ranges outside it (a managed
-/// service), or both.
+/// OpenTelemetry collector, the egress proxy): pods in the cluster, address ranges outside it
+/// (a managed service), or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorePeers {

@@ -6,6 +6,7 @@
 //! path (from the environment root) a user has to edit, says what was expected, and quotes the
 //! bad value, except for values that look like secrets: those are never repeated.
 
+mod egress;
 mod monitoring;
 mod route;
 mod rules;
@@ -46,6 +47,7 @@ pub fn check(env: &Environment) -> Vec<Problem> {
     rules::pod(&mut r, env);
     rules::proxy_in_a_cluster(&mut r, env);
     shared_limits::shared_limits(&mut r, env);
+    egress::egress(&mut r, env);
     telemetry::telemetry(&mut r, env);
     secrets::no_secret_values(&mut r, env);
     // Messages quote the values they reject; a rejected value that is a credential is not repeated.

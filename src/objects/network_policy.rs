@@ -1,6 +1,7 @@
 //! The NetworkPolicy: API traffic only from the ingress controller or the Gateway, metrics
 //! scraping only from the scraper's namespace to the admin port; egress only to the cluster
-//! DNS, to the upstreams' ports, to the shared limits store and to the OpenTelemetry collector.
+//! DNS, to the upstreams' ports (or the egress proxy's, for the upstreams it reaches), to the
+//! shared limits store and to the OpenTelemetry collector.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,8 +67,9 @@ fn ingress(env: &Environment) -> Vec<NetworkPolicyIngressRule> {
 }
 
 /// DNS first, always: without it no upstream name resolves (the seed's "connection refused").
-/// Then the upstreams' ports towards `upstream_cidrs`, only when both are non-empty: an egress
-/// rule with no peers or no ports would admit everything.
+/// Then the ports of the upstreams reached directly towards `upstream_cidrs`, only when both
+/// are non-empty: an egress rule with no peers or no ports would admit everything. Upstreams
+/// the egress proxy reaches need only the proxy's port, where it runs.
 fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
     let dns = &env.network_policy.dns;
     let mut rules = vec![NetworkPolicyEgressRule {
@@ -82,10 +84,17 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
         ports: Some(vec![port("UDP", DNS_PORT), port("TCP", DNS_PORT)]),
     }];
 
+    let proxied = |base_url: &str| {
+        env.proxy
+            .egress
+            .as_ref()
+            .is_some_and(|e| e.proxies(base_url))
+    };
     let ports: BTreeSet<u16> = env
         .proxy
         .upstreams
         .iter()
+        .filter(|u| !proxied(&u.base_url))
         .filter_map(|u| upstream_endpoint(&u.base_url))
         .map(|(_, _, port)| port)
         .collect();
@@ -112,9 +121,17 @@ fn egress(env: &Environment) -> Vec<NetworkPolicyEgressRule> {
             ),
         });
     }
+    rules.extend(egress_proxy(env));
     rules.extend(store(env));
     rules.extend(collector(env));
     rules
+}
+
+/// The egress proxy's port, towards its pods or address ranges only.
+fn egress_proxy(env: &Environment) -> Option<NetworkPolicyEgressRule> {
+    let url = env.proxy.egress.as_ref()?.https_proxy.as_deref()?;
+    let (_, _, proxy_port) = upstream_endpoint(url)?;
+    to_peers(env.network_policy.egress_proxy.as_ref()?, proxy_port)
 }
 
 /// The shared limits store's port, towards its pods or address ranges only.
@@ -337,6 +354,60 @@ mod tests {
         );
         env.proxy.shared_limits = None;
         assert_eq!(spec(&env).egress.map(|e| e.len()), Some(2));
+    }
+
+    #[test]
+    fn upstreams_behind_the_egress_proxy_are_reached_through_its_port_only() {
+        use ai_api_proxy_config::Egress;
+        let mut env = load("production");
+        let mut internal = env.proxy.upstreams[0].clone();
+        internal.name = "internal".into();
+        internal.base_url = "https://llm.internal:8443/v1".into();
+        env.proxy.upstreams.push(internal);
+        env.proxy.egress = Some(Egress {
+            https_proxy: Some("http://egress.corp.internal:3128".into()),
+            no_proxy: vec!["llm.internal".into()],
+            basic_auth: None,
+        });
+        env.network_policy.egress_proxy = Some(StorePeers {
+            cidrs: vec!["10.9.0.0/16".into()],
+            ..StorePeers::default()
+        });
+        let egress = spec(&env).egress.unwrap_or_default();
+        assert_eq!(
+            egress.len(),
+            4,
+            "DNS, the direct upstream, the proxy, the store"
+        );
+        assert_eq!(
+            ports(&egress[1]),
+            [("TCP".into(), 8443)],
+            "only the upstream no_proxy lists, not 443"
+        );
+        assert_eq!(ports(&egress[2]), [("TCP".into(), 3128)]);
+        let cidrs = |rule: &NetworkPolicyEgressRule| -> Vec<String> {
+            rule.to
+                .iter()
+                .flatten()
+                .filter_map(|p| p.ip_block.as_ref().map(|b| b.cidr.clone()))
+                .collect()
+        };
+        assert_eq!(cidrs(&egress[2]), ["10.9.0.0/16"]);
+
+        env.proxy.upstreams.pop();
+        let egress = spec(&env).egress.unwrap_or_default();
+        assert_eq!(
+            egress.len(),
+            3,
+            "no upstream CIDR rule: all go through the proxy"
+        );
+        assert_eq!(ports(&egress[1]), [("TCP".into(), 3128)]);
+        assert!(
+            egress
+                .iter()
+                .all(|r| !cidrs(r).contains(&"0.0.0.0/0".to_owned())),
+            "the upstreams' CIDRs are not admitted"
+        );
     }
 
     #[test]

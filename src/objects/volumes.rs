@@ -1,9 +1,10 @@
-//! The pod's volumes: the proxy ConfigMap, and each referenced Secret with only the keys it reads.
+//! The pod's volumes: the proxy ConfigMap, each referenced Secret and each referenced ConfigMap
+//! (a CA bundle), with only the keys the proxy reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ai_api_proxy_config::{CONFIG_FILE_NAME, DEFAULT_CONFIG_PATH, SecretRef};
+use ai_api_proxy_config::{CONFIG_FILE_NAME, ConfigMapRef, DEFAULT_CONFIG_PATH, SecretRef};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, KeyToPath, SecretVolumeSource, Volume, VolumeMount,
 };
@@ -25,7 +26,8 @@ pub fn config_dir() -> &'static str {
         .unwrap_or("/etc/ai-api-proxy")
 }
 
-/// Volumes and their read-only mounts, in a fixed order: the config, then one per Secret (by name).
+/// Volumes and their read-only mounts, in a fixed order: the config, then one per Secret (by
+/// name), then one per ConfigMap (by name).
 ///
 /// Keys of one Secret share one volume: they would otherwise need two mounts at the same
 /// `SecretRef::mount_dir`. `KeySource::Env` sources are not Secrets and get nothing here
@@ -86,12 +88,52 @@ pub fn volumes_and_mounts(env: &Environment) -> (Vec<Volume>, Vec<VolumeMount>) 
             ..Default::default()
         });
     }
+
+    let mut by_config_map: BTreeMap<&str, Vec<&ConfigMapRef>> = BTreeMap::new();
+    for r in env.proxy.config_map_refs() {
+        by_config_map.entry(r.name.as_str()).or_default().push(r);
+    }
+    for (index, (config_map, refs)) in by_config_map.into_iter().enumerate() {
+        let name = volume_name_with("configmap", config_map, index, &volumes);
+        let mount_dir = refs
+            .first()
+            .map(|r| r.mount_dir(&env.proxy.config_maps_dir))
+            .unwrap_or_default();
+        volumes.push(Volume {
+            name: name.clone(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: config_map.into(),
+                items: Some(
+                    refs.iter()
+                        .map(|r| KeyToPath {
+                            key: r.key.clone(),
+                            path: r.key.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name,
+            mount_path: mount_dir.to_string_lossy().into_owned(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
     (volumes, mounts)
 }
 
 /// `secret-<name>` as a DNS label; `secret-<index>` when that is taken or empty.
 fn volume_name(secret: &str, index: usize, taken: &[Volume]) -> String {
-    let cleaned: String = format!("secret-{secret}")
+    volume_name_with("secret", secret, index, taken)
+}
+
+/// `<prefix>-<name>` as a DNS label; `<prefix>-<index>` when that is taken or empty.
+fn volume_name_with(prefix: &str, object: &str, index: usize, taken: &[Volume]) -> String {
+    let cleaned: String = format!("{prefix}-{object}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -104,7 +146,7 @@ fn volume_name(secret: &str, index: usize, taken: &[Volume]) -> String {
         .collect();
     let name = cleaned.trim_end_matches('-').to_owned();
     if taken.iter().any(|v| v.name == name) {
-        format!("secret-{index}")
+        format!("{prefix}-{index}")
     } else {
         name
     }
@@ -200,6 +242,56 @@ mod tests {
             ["clients", "upstream"]
         );
         assert_eq!(mounts.len(), 2);
+    }
+
+    #[test]
+    fn a_ca_bundle_from_a_config_map_is_mounted_where_the_proxy_reads_it() {
+        use ai_api_proxy_config::{ClientCertificate, FileSource, UpstreamTls};
+        let mut env = load("production");
+        let ca = ConfigMapRef {
+            name: "internal-ca".into(),
+            key: "ca.crt".into(),
+        };
+        env.proxy.upstreams[0].tls = Some(UpstreamTls {
+            ca: Some(FileSource::ConfigMap(ca.clone())),
+            client_certificate: Some(ClientCertificate {
+                certificate: SecretRef {
+                    name: "upstream-mtls".into(),
+                    key: "tls.crt".into(),
+                },
+                key: SecretRef {
+                    name: "upstream-mtls".into(),
+                    key: "tls.key".into(),
+                },
+            }),
+            ..UpstreamTls::default()
+        });
+        let (volumes, mounts) = volumes_and_mounts(&env);
+        let volume = volumes.iter().find(|v| v.name == "configmap-internal-ca");
+        let source = volume
+            .and_then(|v| v.config_map.clone())
+            .unwrap_or_default();
+        assert_eq!(source.name, "internal-ca");
+        assert_eq!(
+            source.items.unwrap_or_default()[0].path,
+            "ca.crt",
+            "only the key the proxy reads"
+        );
+        let mount = mounts.iter().find(|m| m.name == "configmap-internal-ca");
+        assert_eq!(
+            mount.map(|m| Path::new(&m.mount_path).join("ca.crt")),
+            Some(ca.path(&env.proxy.config_maps_dir))
+        );
+        let mtls = volumes.iter().find(|v| v.name == "secret-upstream-mtls");
+        let items = mtls
+            .and_then(|v| v.secret.clone())
+            .and_then(|s| s.items)
+            .unwrap_or_default();
+        assert_eq!(
+            items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+            ["tls.crt", "tls.key"]
+        );
+        assert!(mounts.iter().all(|m| m.read_only == Some(true)));
     }
 
     #[test]

@@ -26,11 +26,12 @@ pub use stream::{Stream, StreamSetup, cut_open_answers};
 /// The body of every answer on the API port.
 pub struct Answer {
     body: Source,
-    /// What the access log and the metrics learn about this request.
-    pub facts: Facts,
+    /// What the access log and the metrics learn about this request (boxed, like the record:
+    /// an answer is moved through every layer on its way out, and a small one moves fast).
+    pub facts: Box<Facts>,
     /// Settled with the real usage when the answer ends (dropped unsettled: the estimate).
     permit: Option<Permit>,
-    record: Option<Record>,
+    record: Option<Box<Record>>,
     /// Guards kept until the answer has been sent or abandoned (in-flight slot, busy mark).
     held: Vec<Box<dyn Send>>,
     bytes: u64,
@@ -65,7 +66,7 @@ impl Answer {
     fn with(body: Source) -> Self {
         Self {
             body,
-            facts: Facts::default(),
+            facts: Box::default(),
             permit: None,
             record: None,
             held: Vec::new(),
@@ -121,7 +122,7 @@ impl Answer {
 
 impl Attach for Answer {
     fn attach(&mut self, record: Record) {
-        self.record = Some(record);
+        self.record = Some(Box::new(record));
     }
 }
 
@@ -172,7 +173,7 @@ impl Drop for Answer {
     fn drop(&mut self) {
         let complete = self.ended || http_body::Body::is_end_stream(self);
         if let Some(mut record) = self.record.take() {
-            record.facts = std::mem::take(&mut self.facts);
+            record.facts = *std::mem::take(&mut self.facts);
             record.bytes = self.bytes;
             record.complete = complete;
         }

@@ -11,6 +11,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::{SendError, Upstream};
+use crate::error_answer::ProxyError;
 
 /// What one attempt came to.
 pub enum Outcome {
@@ -24,6 +25,9 @@ pub enum Outcome {
     Broken,
     /// No first byte before the deadline.
     Timeout,
+    /// The connection was refused for a reason a retry only repeats (TLS, the egress proxy):
+    /// the answer to give if no upstream works.
+    Refused(ProxyError),
 }
 
 /// Sends `request` to `up` and waits until `deadline` for the answer's first byte.
@@ -54,6 +58,7 @@ pub async fn attempt(up: &Upstream, request: Request<Full<Bytes>>, deadline: Ins
         Ok(Ok(outcome)) => outcome,
         Ok(Err(SendError::Connect)) => Outcome::Connect,
         Ok(Err(SendError::Broken)) => Outcome::Broken,
+        Ok(Err(SendError::Unusable(e))) => Outcome::Refused(e),
         Err(_elapsed) => Outcome::Timeout,
     }
 }

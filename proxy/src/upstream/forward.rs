@@ -122,6 +122,8 @@ fn judge(outcome: &Outcome) -> (Health, Next) {
         Outcome::Connect => (Health::Bad, Next::Retry),
         // Not retried: the upstream may still be working (and billing) on it.
         Outcome::Broken | Outcome::Timeout => (Health::Bad, Next::Fallback),
+        // Retrying the same certificate or proxy gets the same refusal.
+        Outcome::Refused(_) => (Health::Bad, Next::Fallback),
     }
 }
 
@@ -135,6 +137,8 @@ pub(super) enum Failure {
     Open(Duration),
     /// The upstream refused our key: never shown to the client.
     Auth,
+    /// The connection cannot be made (TLS, egress proxy): the answer if no upstream works.
+    Unusable(ProxyError),
     /// A retryable status that stayed: relayed as it is when nothing better came.
     Status(Arc<Upstream>, Response<Incoming>, Duration),
 }
@@ -172,7 +176,7 @@ impl Forwarder {
                 ttfb,
                 index: upstreams.len(),
             },
-            Err(Some(Failure::Invalid(e))) => return Answer::error(e),
+            Err(Some(Failure::Invalid(e) | Failure::Unusable(e))) => return Answer::error(e),
             Err(Some(Failure::Timeout)) => return Answer::error(ProxyError::GatewayTimeout),
             Err(Some(Failure::Auth)) => return Answer::error(ProxyError::UpstreamAuth),
             Err(Some(Failure::Open(wait))) => {
@@ -259,6 +263,7 @@ impl Forwarder {
                     Outcome::Connect => Failure::Connect,
                     Outcome::Broken => Failure::Broken,
                     Outcome::Timeout => Failure::Timeout,
+                    Outcome::Refused(e) => Failure::Unusable(e),
                 };
                 let hint = match &failure {
                     Failure::Status(_, r, _) => retry_after(r.headers()),
@@ -395,6 +400,8 @@ fn end_span(span: Attempt, outcome: &Outcome, next: Next, trace: &RequestTrace) 
         Outcome::Connect => span.failed(None, "connect"),
         Outcome::Broken => span.failed(None, "broken"),
         Outcome::Timeout => span.failed(None, "timeout"),
+        // Its error code: `upstream_tls_failed`, `egress_proxy_auth_failed`, ...
+        Outcome::Refused(e) => span.failed(None, e.code()),
     }
 }
 

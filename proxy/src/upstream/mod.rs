@@ -1,13 +1,18 @@
-//! Upstream: one provider with its pooled HTTP clients (one per worker thread), injected key
-//! (replaceable while running), fixed headers and timeouts; below it, one [`attempt`] at a
-//! time, retries and fallback ([`forward`]), and the breaker. The answer's body is relayed
-//! by [`crate::answer`].
+//! Upstream: one provider with its pooled HTTP clients (one per worker thread, rebuilt when
+//! its TLS files change), injected key (replaceable while running), fixed headers and
+//! timeouts; below it, connecting ([`connect`]: [`tls`], the [`egress`] proxy's [`tunnel`]),
+//! one [`attempt`] at a time, retries and fallback ([`forward`]), and the breaker. The
+//! answer's body is relayed by [`crate::answer`].
 
 pub mod attempt;
 pub mod breaker;
+pub mod connect;
+pub mod egress;
 pub mod forward;
 pub mod headers;
 pub mod resume;
+pub mod tls;
+pub mod tunnel;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -20,14 +25,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error_answer::ProxyError;
 use crate::start_error::StartError;
 use breaker::Breaker;
+use connect::{ConnectSpec, PooledClient};
+use egress::EgressPlan;
+use tls::TlsFiles;
+use tunnel::{EgressError, EgressFailure};
 
 thread_local! {
     static WORKER: Cell<usize> = const { Cell::new(0) };
@@ -75,6 +80,9 @@ pub enum SendError {
     Connect,
     /// Connected, but the exchange broke before an answer.
     Broken,
+    /// The connection cannot be made for a reason a retry will not fix (TLS refused, the
+    /// egress proxy refused): the next upstream is tried, and this is the answer if none works.
+    Unusable(ProxyError),
 }
 
 /// An upstream, ready to take requests. Everything derived from configuration is computed
@@ -91,8 +99,16 @@ pub struct Upstream {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// Timeouts in force.
     pub timeouts: Timeouts,
-    /// One pooled client per worker thread, so a connection's tasks stay on one thread.
-    clients: Vec<Client<HttpsConnector<HttpConnector>, Full<Bytes>>>,
+    /// One pooled client per worker thread, so a connection's tasks stay on one thread;
+    /// replaced whole when the TLS files or the egress proxy's password change.
+    clients: ArcSwap<Vec<PooledClient>>,
+    /// How connections are made: TCP (maybe through the egress proxy), then TLS.
+    connect: ConnectSpec,
+    /// The files of the TLS configuration.
+    tls: TlsFiles,
+    /// The egress proxy's credentials in force.
+    egress: Arc<EgressPlan>,
+    workers: usize,
     /// This upstream's circuit breaker.
     pub breaker: Breaker,
     /// Host and port of `base`, for the spans' `server.address` and `server.port`.
@@ -100,12 +116,15 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Builds the upstream from its configuration and its key (already read from its source).
+    /// Builds the upstream from its configuration and its key (already read from its source),
+    /// reading its TLS files; connections go through `egress` when it says so.
     pub fn new(
         cfg: &config::Upstream,
         key: &str,
         timeouts: Timeouts,
         breaker: &config::CircuitBreaker,
+        tls: TlsFiles,
+        egress: &Arc<EgressPlan>,
         workers: usize,
     ) -> Result<Self, StartError> {
         let bad = |message: String| StartError::Upstream {
@@ -140,32 +159,21 @@ impl Upstream {
             .map_err(|e| bad(format!("base_url is not a URL: {e}")))?;
         let (_, host, port) = config::upstream_endpoint(&base)
             .ok_or_else(|| bad("base_url needs an http or https scheme".into()))?;
-
-        let mut clients = Vec::with_capacity(workers.max(1));
-        for _ in 0..workers.max(1) {
-            let mut http = HttpConnector::new();
-            http.enforce_http(false);
-            http.set_nodelay(true);
-            http.set_connect_timeout(Some(timeouts.connect));
-            http.set_keepalive(Some(Duration::from_secs(60)));
-            let https = HttpsConnectorBuilder::new()
-                .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-                .map_err(|e| bad(format!("TLS setup failed: {e}")))?
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http);
-            clients.push(
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    // Enough for steady traffic; after a burst of streams the rest close
-                    // instead of holding their buffers.
-                    .pool_max_idle_per_host(64)
-                    .build(https),
-            );
-        }
+        let server_name = cfg
+            .tls
+            .as_ref()
+            .and_then(|t| t.server_name.as_deref())
+            .map(tls::server_name)
+            .transpose()
+            .map_err(bad)?;
+        let connect = ConnectSpec {
+            timeout: timeouts.connect,
+            proxy: egress.proxy_for(&cfg.base_url),
+            server_name,
+        };
+        let tls_config = tls.load().map_err(|e| bad(format!("TLS: {e}")))?;
+        let workers = workers.max(1);
+        let clients = connect.clients(&tls_config, egress.authorization(), workers);
         Ok(Self {
             name: Arc::from(cfg.name.as_str()),
             base,
@@ -173,10 +181,35 @@ impl Upstream {
             authorization: ArcSwap::from_pointee(authorization),
             headers,
             timeouts,
-            clients,
+            clients: ArcSwap::from_pointee(clients),
+            connect,
+            tls,
+            egress: egress.clone(),
+            workers,
             breaker: Breaker::new(breaker.failure_threshold, breaker.open_for.get()),
             server: (Arc::from(host), port),
         })
+    }
+
+    /// The egress proxy this upstream is reached through, if any (for the start-up log).
+    pub fn egress_proxy(&self) -> Option<&Uri> {
+        self.connect.proxy.as_ref()
+    }
+
+    /// The TLS files to watch.
+    pub fn tls_files(&self) -> &TlsFiles {
+        &self.tls
+    }
+
+    /// Reads the TLS files again and replaces the clients (new connections use the new
+    /// configuration; open ones finish what they carry). On error the clients in force stay.
+    pub fn reconnect(&self) -> Result<(), String> {
+        let tls = self.tls.load()?;
+        let clients = self
+            .connect
+            .clients(&tls, self.egress.authorization(), self.workers);
+        self.clients.store(Arc::new(clients));
+        Ok(())
     }
 
     /// Replaces the key (the key file changed); the old one stays if the new one is unusable.
@@ -236,17 +269,49 @@ impl Upstream {
         &self,
         request: Request<Full<Bytes>>,
     ) -> Result<Response<Incoming>, SendError> {
-        let index = worker_index() % self.clients.len().max(1);
-        let Some(client) = self.clients.get(index) else {
-            return Err(SendError::Broken);
-        };
-        client.request(request).await.map_err(|e| {
-            if e.is_connect() {
-                SendError::Connect
-            } else {
-                SendError::Broken
+        let client = {
+            let clients = self.clients.load();
+            let index = worker_index() % clients.len().max(1);
+            match clients.get(index) {
+                Some(c) => c.clone(),
+                None => return Err(SendError::Broken),
             }
-        })
+        };
+        client.request(request).await.map_err(|e| self.failure(&e))
+    }
+
+    /// What a failed exchange was: TLS and egress proxy refusals are named (and logged with
+    /// their cause, which may name the certificate's problem but never a credential).
+    fn failure(&self, e: &hyper_util::client::legacy::Error) -> SendError {
+        if let Some(tls) = connect::find::<rustls::Error>(e) {
+            tracing::error!(upstream = %self.name, error = %tls, "TLS with the upstream failed");
+            return SendError::Unusable(ProxyError::UpstreamTls {
+                upstream: self.name.clone(),
+                reason: tls::client_reason(tls),
+            });
+        }
+        if let Some(egress) = connect::find::<EgressError>(e) {
+            tracing::error!(
+                upstream = %self.name,
+                error = %egress,
+                "the egress proxy gave no tunnel to the upstream"
+            );
+            let upstream = self.name.clone();
+            return match egress.failure {
+                EgressFailure::Unreachable => SendError::Connect,
+                EgressFailure::Auth(status) => {
+                    SendError::Unusable(ProxyError::EgressProxyAuth { upstream, status })
+                }
+                EgressFailure::Refused(status) => {
+                    SendError::Unusable(ProxyError::EgressProxy { upstream, status })
+                }
+            };
+        }
+        if e.is_connect() {
+            SendError::Connect
+        } else {
+            SendError::Broken
+        }
     }
 }
 
@@ -277,6 +342,7 @@ mod tests {
             timeouts: None,
             organization: Some("org-ours".into()),
             project: None,
+            tls: None,
             kind: config::UpstreamKind::Openai,
         };
         let up = Upstream::new(
@@ -284,6 +350,8 @@ mod tests {
             "sk-up",
             config::Timeouts::default().into(),
             &config::CircuitBreaker::default(),
+            TlsFiles::default(),
+            &Arc::new(EgressPlan::new(Some(&config::Egress::default()), None).unwrap()),
             1,
         )
         .unwrap();
@@ -334,6 +402,7 @@ mod tests {
             timeouts: None,
             organization: None,
             project: None,
+            tls: None,
             kind: config::UpstreamKind::Anthropic,
         };
         let up = Upstream::new(
@@ -341,6 +410,8 @@ mod tests {
             "sk-ant-up",
             config::Timeouts::default().into(),
             &config::CircuitBreaker::default(),
+            TlsFiles::default(),
+            &Arc::new(EgressPlan::new(Some(&config::Egress::default()), None).unwrap()),
             1,
         )
         .unwrap();

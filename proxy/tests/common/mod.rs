@@ -110,6 +110,7 @@ pub fn config(upstreams: &[(&str, String)], models: &[(&str, &[&str])]) -> Proxy
             timeouts: None,
             organization: None,
             project: None,
+            tls: None,
             kind: Default::default(),
         })
         .collect();

@@ -1,15 +1,16 @@
 //! Preflight, before any write: the server answers and serves every kind we apply (discovery),
 //! we may use every verb we need on every kind (SelfSubjectAccessReview), the namespace exists
-//! when Secrets must be in it, and every referenced Secret holds its key. Every problem is
-//! reported at once, and nothing is written.
+//! when Secrets must be in it, and every referenced Secret and ConfigMap holds its key. Every
+//! problem is reported at once, and nothing is written.
 
 mod access;
+mod config_maps;
 mod secrets;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use ai_api_proxy_config::SecretRef;
+use ai_api_proxy_config::{ConfigMapRef, SecretRef};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::ApiResource;
@@ -20,6 +21,7 @@ use super::{Error, Result};
 use crate::objects::Object;
 
 pub use access::Need;
+pub use config_maps::ConfigMapProblem;
 pub use secrets::SecretProblem;
 
 /// One thing the cluster lacks.
@@ -61,6 +63,22 @@ pub enum Problem {
         /// What is missing.
         problem: SecretProblem,
     },
+    /// A ConfigMap or a key the proxy reads (a CA bundle) is missing.
+    ConfigMap {
+        /// Its namespace.
+        namespace: String,
+        /// What is missing.
+        problem: ConfigMapProblem,
+    },
+}
+
+/// The keys the proxy reads from its namespace: preflight checks they exist.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reads<'a> {
+    /// Secret keys (values are never read).
+    pub secrets: &'a [&'a SecretRef],
+    /// ConfigMap keys (CA bundles).
+    pub config_maps: &'a [&'a ConfigMapRef],
 }
 
 /// What preflight learnt that later steps use.
@@ -71,12 +89,14 @@ pub struct Checked {
 }
 
 /// The permissions applying `objects` needs: get, create and patch on each kind; list and
-/// delete on each of `prune` in `namespace`; get on Secrets when `refs` is not empty.
+/// delete on each of `prune` in `namespace`; get on Secrets (ConfigMaps) when the proxy reads
+/// some.
 pub fn needs(
     objects: &[Object],
     prune: Option<&[ApiResource]>,
     namespace: &str,
     secrets: bool,
+    config_maps: bool,
 ) -> Vec<Need> {
     let mut needs = BTreeSet::new();
     let mut add = |verbs: &[&'static str], group: &str, resource: &str, namespaced: bool| {
@@ -104,22 +124,33 @@ pub fn needs(
     if secrets {
         add(&["get"], "", "secrets", true);
     }
+    if config_maps {
+        add(&["get"], "", "configmaps", true);
+    }
     needs.into_iter().collect()
 }
 
 /// Runs every check for applying `objects` (and pruning over `prune`, when pruning) into
-/// `namespace`, with the Secret references `refs`, given what the server serves; with
-/// `refuse_managed`, live objects a GitOps engine manages are a problem too.
+/// `namespace`, with the Secret and ConfigMap keys the proxy `reads`, given what the server
+/// serves; with `refuse_managed`, live objects a GitOps engine manages are a
+/// problem too.
 pub async fn run(
     client: &kube::Client,
     discovery: &Discovery,
     objects: &[Object],
     prune: Option<&[ApiResource]>,
     namespace: &str,
-    refs: &[&SecretRef],
+    reads: Reads<'_>,
     refuse_managed: bool,
 ) -> Result<Checked> {
-    let needs = needs(objects, prune, namespace, !refs.is_empty());
+    let (refs, maps) = (reads.secrets, reads.config_maps);
+    let needs = needs(
+        objects,
+        prune,
+        namespace,
+        !refs.is_empty(),
+        !maps.is_empty(),
+    );
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for object in objects {
@@ -134,7 +165,7 @@ pub async fn run(
             });
         }
     }
-    let (access, namespace_exists, secrets, owners) = futures_util::join!(
+    let (access, namespace_exists, secrets, config_maps, owners) = futures_util::join!(
         access::review(client, &needs),
         async {
             Api::<Namespace>::all(client.clone())
@@ -144,6 +175,7 @@ pub async fn run(
                 .map(|ns| ns.is_some())
         },
         secrets::check(client, namespace, refs),
+        config_maps::check(client, namespace, maps),
         async {
             match refuse_managed {
                 true => owner::owners(client, objects).await,
@@ -158,10 +190,15 @@ pub async fn run(
     );
     problems.extend(access?);
     let namespace_exists = namespace_exists?;
-    if !namespace_exists && !refs.is_empty() {
+    let reads_some = !refs.is_empty() || !maps.is_empty();
+    if !namespace_exists && reads_some {
         problems.push(Problem::NoNamespace(namespace.to_owned()));
     }
     problems.extend(secrets?.into_iter().map(|problem| Problem::Secret {
+        namespace: namespace.to_owned(),
+        problem,
+    }));
+    problems.extend(config_maps?.into_iter().map(|problem| Problem::ConfigMap {
         namespace: namespace.to_owned(),
         problem,
     }));
@@ -223,7 +260,7 @@ pub(super) fn describe(problems: &[Problem]) -> String {
             Problem::NoNamespace(ns) => {
                 let _ = write!(
                     out,
-                    "namespace `{ns}` does not exist yet, so no Secret can be in it; create it first:\n    kubectl create namespace {ns}"
+                    "namespace `{ns}` does not exist yet, so no Secret or ConfigMap can be in it; create it first:\n    kubectl create namespace {ns}"
                 );
             }
             Problem::ManagedBy { owner, objects } => {
@@ -238,6 +275,9 @@ pub(super) fn describe(problems: &[Problem]) -> String {
             }
             Problem::Secret { namespace, problem } => {
                 out.push_str(&secrets::describe(namespace, problem));
+            }
+            Problem::ConfigMap { namespace, problem } => {
+                out.push_str(&config_maps::describe(namespace, problem));
             }
         }
     }

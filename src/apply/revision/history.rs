@@ -1,6 +1,7 @@
 //! The revisions of one set in the cluster: read them, record a new one (and move the others'
 //! statuses along), trim to `--history-max`, and pick what a rollback returns to.
 
+use futures_util::future::join_all;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -61,42 +62,8 @@ impl History {
     /// What a rollback returns to: revision `to`, or (without it) the newest revision before
     /// the current one that was deployed and then replaced (`superseded`).
     pub fn rollback_target(&self, to: Option<u32>) -> Result<&Revision> {
-        let current = self.current().map(|r| r.header.number);
-        match to {
-            Some(n) => self
-                .get(n)
-                .ok_or_else(|| Error::NoRevision(self.missing(Some(n)))),
-            None => self
-                .revisions
-                .iter()
-                .rev()
-                .filter(|r| Some(r.header.number) != current)
-                .find(|r| matches!(r.status, Status::Superseded | Status::Deployed))
-                .ok_or_else(|| Error::NoRevision(self.missing(None))),
-        }
-    }
-
-    fn missing(&self, to: Option<u32>) -> String {
-        let have: Vec<String> = self
-            .revisions
-            .iter()
-            .map(|r| format!("{} ({})", r.header.number, r.status))
-            .collect();
-        let have = if have.is_empty() {
-            "none".to_owned()
-        } else {
-            have.join(", ")
-        };
-        match to {
-            Some(n) => format!(
-                "there is no revision {n} of {}; revisions: {have}",
-                self.parent
-            ),
-            None => format!(
-                "no earlier deployed revision of {} to roll back to; revisions: {have}",
-                self.parent
-            ),
-        }
+        rollback_target(&self.revisions, to)
+            .ok_or_else(|| Error::NoRevision(missing(&self.revisions, &self.parent, to)))
     }
 
     /// Writes `revision`. When it is deployed, the revision that was deployed becomes
@@ -104,73 +71,129 @@ impl History {
     /// current one, becomes rolled back whatever it was).
     pub async fn record(&mut self, revision: Revision) -> Result<()> {
         let number = revision.header.number;
-        if revision.status == Status::Deployed {
-            // A rollback undoes the current revision (unless it re-applies that very one).
-            let rollback_to = revision.header.rollback_to;
-            let undone = rollback_to
-                .and(self.current().map(|r| r.header.number))
-                .filter(|current| Some(*current) != rollback_to);
-            let changes: Vec<(u32, Status)> = self
-                .revisions
+        let changes = status_changes(&self.revisions, &revision);
+        let cm = store::encode(&revision);
+        let create = async {
+            self.api
+                .create(&PostParams::default(), &cm)
+                .await
+                .map_err(Error::kube(format!(
+                    "record revision {number} (ConfigMap {})",
+                    store::name(&self.parent, number)
+                )))
+        };
+        let patches = join_all(
+            changes
                 .iter()
-                .filter_map(|r| {
-                    let n = r.header.number;
-                    if Some(n) == undone {
-                        Some((n, Status::RolledBack))
-                    } else if r.status == Status::Deployed {
-                        Some((n, Status::Superseded))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            for (n, status) in changes {
-                self.set_status(n, status).await?;
+                .map(|(n, status)| patch_status(&self.api, &self.parent, *n, *status)),
+        );
+        let (created, patched) = futures_util::join!(create, patches);
+        created?;
+        patched.into_iter().collect::<Result<Vec<()>>>()?;
+        for (n, status) in changes {
+            if let Some(r) = self.revisions.iter_mut().find(|r| r.header.number == n) {
+                r.status = status;
             }
         }
-        let cm = store::encode(&revision);
-        self.api
-            .create(&PostParams::default(), &cm)
-            .await
-            .map_err(Error::kube(format!(
-                "record revision {number} (ConfigMap {})",
-                store::name(&self.parent, number)
-            )))?;
         self.revisions.push(revision);
-        Ok(())
-    }
-
-    /// Changes the status of revision `number`.
-    pub async fn set_status(&mut self, number: u32, status: Status) -> Result<()> {
-        let name = store::name(&self.parent, number);
-        let patch = json!({"metadata": {"labels": {STATUS: status.as_str()}}});
-        self.api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::kube(format!("mark revision {number} {status}")))?;
-        if let Some(r) = self
-            .revisions
-            .iter_mut()
-            .find(|r| r.header.number == number)
-        {
-            r.status = status;
-        }
         Ok(())
     }
 
     /// Deletes the oldest revisions beyond the newest `max` (at least one is kept).
     pub async fn trim(&mut self, max: usize) -> Result<()> {
         let excess = self.revisions.len().saturating_sub(max.max(1));
-        for r in self.revisions.drain(..excess) {
+        let deletes = self.revisions.drain(..excess).map(|r| {
             let name = store::name(&self.parent, r.header.number);
-            match self.api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.is_not_found() => {}
-                Err(e) => return Err(Error::kube(format!("delete revision {name}"))(e)),
+            let api = &self.api;
+            async move {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+                    Err(e) => Err(Error::kube(format!("delete revision {name}"))(e)),
+                }
             }
-        }
+        });
+        join_all(deletes.collect::<Vec<_>>())
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>>>()?;
         Ok(())
     }
+}
+
+/// Sets the status label of revision `number` of the set of `parent`.
+async fn patch_status(
+    api: &Api<ConfigMap>,
+    parent: &str,
+    number: u32,
+    status: Status,
+) -> Result<()> {
+    let patch = json!({"metadata": {"labels": {STATUS: status.as_str()}}});
+    api.patch(
+        &store::name(parent, number),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::kube(format!("mark revision {number} {status}")))?;
+    Ok(())
+}
+
+/// Revision `to` of `revisions`, or (without it) the newest before the current (newest) one
+/// that was deployed: `superseded` or `deployed`.
+fn rollback_target(revisions: &[Revision], to: Option<u32>) -> Option<&Revision> {
+    let current = revisions.last().map(|r| r.header.number);
+    match to {
+        Some(n) => revisions.iter().find(|r| r.header.number == n),
+        None => revisions
+            .iter()
+            .rev()
+            .filter(|r| Some(r.header.number) != current)
+            .find(|r| matches!(r.status, Status::Superseded | Status::Deployed)),
+    }
+}
+
+/// Why there is no rollback target, listing what there is.
+fn missing(revisions: &[Revision], parent: &str, to: Option<u32>) -> String {
+    let have: Vec<String> = revisions
+        .iter()
+        .map(|r| format!("{} ({})", r.header.number, r.status))
+        .collect();
+    let have = if have.is_empty() {
+        "none".to_owned()
+    } else {
+        have.join(", ")
+    };
+    match to {
+        Some(n) => format!("there is no revision {n} of {parent}; revisions: {have}"),
+        None => {
+            format!("no earlier deployed revision of {parent} to roll back to; revisions: {have}")
+        }
+    }
+}
+
+/// The statuses that change when `new` is recorded after `revisions`: when it is deployed, the
+/// revision that was deployed becomes superseded; when it is a rollback, the revision it
+/// undid (the current one, unless it re-applies that very one) becomes rolled back.
+fn status_changes(revisions: &[Revision], new: &Revision) -> Vec<(u32, Status)> {
+    if new.status != Status::Deployed {
+        return Vec::new();
+    }
+    let rollback_to = new.header.rollback_to;
+    let undone = rollback_to
+        .and(revisions.last().map(|r| r.header.number))
+        .filter(|current| Some(*current) != rollback_to);
+    revisions
+        .iter()
+        .filter_map(|r| {
+            let n = r.header.number;
+            if Some(n) == undone {
+                (r.status != Status::RolledBack).then_some((n, Status::RolledBack))
+            } else {
+                (r.status == Status::Deployed).then_some((n, Status::Superseded))
+            }
+        })
+        .collect()
 }
 
 /// Who the API server says we are (SelfSubjectReview), e.g. `kubernetes-admin`; `unknown`
@@ -183,4 +206,73 @@ pub async fn who_am_i(client: &kube::Client) -> String {
         .ok()
         .and_then(|r| r.status?.user_info?.username)
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::revision::store::tests::revision;
+
+    fn history(statuses: &[Status]) -> Vec<Revision> {
+        statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut r = revision("development", "ns");
+                r.header.number = i as u32 + 1;
+                r.status = *s;
+                r
+            })
+            .collect()
+    }
+
+    fn numbers(changes: Vec<(u32, Status)>) -> Vec<(u32, &'static str)> {
+        changes.into_iter().map(|(n, s)| (n, s.as_str())).collect()
+    }
+
+    #[test]
+    fn a_rollback_returns_to_the_last_deployed_revision_before_the_current_one() {
+        use Status::*;
+        // install, upgrade, failed upgrade: back to 2.
+        let h = history(&[Superseded, Deployed, Failed]);
+        assert_eq!(rollback_target(&h, None).unwrap().header.number, 2);
+        // install, upgrade: back to 1.
+        let h = history(&[Superseded, Deployed]);
+        assert_eq!(rollback_target(&h, None).unwrap().header.number, 1);
+        // after a rollback to 2 (4 re-applies 2): again back to 2, never to the undone 3.
+        let h = history(&[Superseded, Superseded, RolledBack, Deployed]);
+        assert_eq!(rollback_target(&h, None).unwrap().header.number, 2);
+        assert_eq!(rollback_target(&h, Some(3)).unwrap().header.number, 3);
+        assert!(rollback_target(&h, Some(9)).is_none());
+        // a first install that failed: nothing to return to.
+        assert!(rollback_target(&history(&[Failed]), None).is_none());
+        assert_eq!(
+            missing(&history(&[Failed]), "applyset-a", None),
+            "no earlier deployed revision of applyset-a to roll back to; revisions: 1 (failed)"
+        );
+    }
+
+    #[test]
+    fn recording_moves_the_statuses_along() {
+        use Status::*;
+        let mut new = revision("development", "ns");
+        new.status = Deployed;
+        // an upgrade supersedes the deployed revision.
+        let h = history(&[Superseded, Deployed]);
+        assert_eq!(numbers(status_changes(&h, &new)), [(2, "superseded")]);
+        // a failure changes nothing yet.
+        new.status = Failed;
+        assert!(status_changes(&h, &new).is_empty());
+        // a rollback to 2 after a failed 3: 3 is rolled back, 2 superseded.
+        new.status = Deployed;
+        new.header.rollback_to = Some(2);
+        let h = history(&[Superseded, Deployed, Failed]);
+        assert_eq!(
+            numbers(status_changes(&h, &new)),
+            [(2, "superseded"), (3, "rolled-back")]
+        );
+        // re-applying the current revision undoes nothing.
+        let h = history(&[Superseded, Superseded]);
+        assert!(status_changes(&h, &new).is_empty());
+    }
 }

@@ -95,12 +95,20 @@ fn short_name(name: &str) -> &str {
     name.rsplit('/').next().unwrap_or(name)
 }
 
-/// The first line of `error`, for a failed revision's summary.
+/// `failed: ` and `error` on one line (its lines joined), at most 200 characters, for a
+/// failed revision's summary, e.g. `failed: not ready within 5m: Deployment ns/app: 1 of 2
+/// replicas updated …`.
 pub fn failure_summary(error: &impl fmt::Display) -> String {
+    const MAX: usize = 200;
     let text = error.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let mut line: String = first.chars().take(200).collect();
-    if line.len() < first.len() {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut line: String = joined.chars().take(MAX).collect();
+    if joined.chars().count() > MAX {
         line.push('…');
     }
     format!("failed: {line}")
@@ -147,6 +155,9 @@ mod tests {
         assert_eq!(Status::parse("pending"), None);
         let long = "x".repeat(300);
         assert!(failure_summary(&format!("{long}\nsecond")).ends_with('…'));
-        assert_eq!(failure_summary(&"a\nb"), "failed: a");
+        assert_eq!(
+            failure_summary(&"not ready within 5m:\n  Deployment ns/app: 1 of 2 updated"),
+            "failed: not ready within 5m: Deployment ns/app: 1 of 2 updated"
+        );
     }
 }

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use ai_api_proxy_config::SecretRef;
+use ai_api_proxy_config::{ConfigMapRef, SecretRef};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -96,6 +96,9 @@ pub struct Header {
     /// The Secret keys the proxy reads (names and keys only).
     #[serde(default)]
     pub secrets: Vec<SecretRef>,
+    /// The ConfigMap keys the proxy reads (names and keys only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_maps: Vec<ConfigMapRef>,
 }
 
 /// One revision: its header, status, and the target it applied.
@@ -229,6 +232,7 @@ pub fn decode(config_map: &ConfigMap) -> Result<Revision, FormatError> {
         parent,
         selector: header.selector.clone(),
         secrets: header.secrets.clone(),
+        config_maps: header.config_maps.clone(),
     };
     Ok(Revision {
         header,
@@ -238,4 +242,4 @@ pub fn decode(config_map: &ConfigMap) -> Result<Revision, FormatError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,7 +11,8 @@ const FIXTURE: &str = concat!(
     "/tests/fixtures/revision-v1.yaml"
 );
 
-fn revision(env_name: &str, namespace: &str) -> Revision {
+/// A revision of `env_name` in `namespace`, as v1 writes it (number 2, superseded).
+pub(crate) fn revision(env_name: &str, namespace: &str) -> Revision {
     let mut env = load(env_name);
     env.namespace = serde_json::from_value(serde_json::json!(namespace)).unwrap();
     let objects = objects::objects(&env, env_name);
@@ -50,6 +51,7 @@ fn revision(env_name: &str, namespace: &str) -> Revision {
             },
             selector: target.selector.clone(),
             secrets: target.secrets.clone(),
+            config_maps: target.config_maps.clone(),
         },
         status: Status::Superseded,
         target,
