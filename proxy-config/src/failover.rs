@@ -89,6 +89,7 @@ mod tests {
                     timeouts: None,
                     organization: None,
                     project: None,
+                    tls: None,
                 })
                 .collect(),
             models: vec![ModelRoute {

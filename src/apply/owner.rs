@@ -86,10 +86,13 @@ pub async fn owners(
     objects: &[Object],
 ) -> Result<BTreeMap<Owner, Vec<String>>> {
     let reads = objects.iter().map(|object| async move {
-        let live = api_of(client, object)
-            .get_metadata_opt(object.name())
-            .await
-            .map_err(Error::kube(format!("read {}", describe_object(object))))?;
+        let live = match api_of(client, object).get_metadata_opt(object.name()).await {
+            Ok(live) => live,
+            // A custom resource whose CRD the cluster lacks (the server answers 404 without a
+            // Status): nothing of it exists, and preflight names the missing CRD.
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(e) => return Err(Error::kube(format!("read {}", describe_object(object)))(e)),
+        };
         Ok::<_, Error>(
             live.and_then(|m| Owner::of(&m.metadata))
                 .map(|o| (o, object)),
