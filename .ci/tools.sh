@@ -22,11 +22,12 @@ TINYPROXY_DEB_VERSION=1.11.1-2.1+deb12u1   # the HTTP CONNECT proxy of the proxy
 CI_TOOLS="${CI_TOOLS_DIR:-${TMPDIR:-/tmp}/infra-ci-tools}"
 CI_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-# Prints the bin folder of a virtualenv holding exactly .ci/requirements.txt.
-pip_tools() {
-  local key venv
-  key="$(cat "$CI_DIR/requirements.txt" <(echo "$PIP_VERSION") | sha256sum | cut -c1-12)"
-  venv="$CI_TOOLS/venv-$key"
+# pip_venv REQUIREMENTS NAME: prints the bin folder of a virtualenv holding exactly that
+# requirements file (every dependency pinned), kept per content under $CI_TOOLS/NAME-<hash>.
+pip_venv() {
+  local req=$1 name=$2 key venv
+  key="$(cat "$req" <(echo "$PIP_VERSION") | sha256sum | cut -c1-12)"
+  venv="$CI_TOOLS/$name-$key"
   if ! [[ -f "$venv/.complete" ]]; then
     rm -rf "$venv"
     if ! python3 -m venv "$venv" 2> /dev/null; then
@@ -34,12 +35,15 @@ pip_tools() {
       python3 -m venv "$venv"
     fi
     "$venv/bin/pip" install --quiet "pip==$PIP_VERSION" >&2
-    "$venv/bin/pip" install --quiet --no-deps --require-virtualenv -r "$CI_DIR/requirements.txt" >&2
+    "$venv/bin/pip" install --quiet --no-deps --require-virtualenv -r "$req" >&2
     "$venv/bin/pip" check >&2
     touch "$venv/.complete"
   fi
   echo "$venv/bin"
 }
+
+# Prints the bin folder of a virtualenv holding exactly .ci/requirements.txt.
+pip_tools() { pip_venv "$CI_DIR/requirements.txt" venv; }
 
 # npm_tool PACKAGE VERSION BIN: installs PACKAGE@VERSION (exactly) and prints the path of BIN.
 npm_tool() {
@@ -70,21 +74,8 @@ apt_tool() {
 # package.json + package-lock.json pin every version). sdk_python prints the python of a
 # virtualenv holding them; sdk_node_path prints a node_modules folder (for NODE_PATH).
 sdk_python() {
-  local req="$CI_DIR/../proxy/tests/sdk/requirements.txt" key venv
-  key="$(cat "$req" <(echo "$PIP_VERSION") | sha256sum | cut -c1-12)"
-  venv="$CI_TOOLS/sdk-venv-$key"
-  if ! [[ -f "$venv/.complete" ]]; then
-    rm -rf "$venv"
-    if ! python3 -m venv "$venv" 2> /dev/null; then
-      apt-get update -qq > /dev/null && apt-get install -y -qq python3-venv > /dev/null
-      python3 -m venv "$venv"
-    fi
-    "$venv/bin/pip" install --quiet "pip==$PIP_VERSION" >&2
-    "$venv/bin/pip" install --quiet --no-deps --require-virtualenv -r "$req" >&2
-    "$venv/bin/pip" check >&2
-    touch "$venv/.complete"
-  fi
-  echo "$venv/bin/python"
+  local bin
+  bin="$(pip_venv "$CI_DIR/../proxy/tests/sdk/requirements.txt" sdk-venv)" && echo "$bin/python"
 }
 sdk_node_path() {
   local src="$CI_DIR/../proxy/tests/sdk" key dir
