@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::Report;
 use crate::rules::{check_key_source, is_dns_subdomain};
-use crate::validate::upstream_endpoint;
+use crate::url::upstream_endpoint;
 use crate::{KeySource, ProxyConfig, SecretRef};
 
 /// TLS towards one upstream. The compiled-in public roots (Mozilla's) stay trusted unless

@@ -14,6 +14,7 @@ mod policy;
 mod report;
 mod rules;
 mod telemetry;
+mod url;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,8 @@ pub use failover::OnStreamFailure;
 pub use policy::{KeyPolicy, Lease, Policies, SharedLimits, WhenUnreachable};
 pub use report::{Problem, Report};
 pub use telemetry::{Otlp, Telemetry};
-pub use validate::{is_dns_label, is_dns_subdomain, upstream_endpoint};
+pub use url::upstream_endpoint;
+pub use validate::{is_dns_label, is_dns_subdomain};
 
 /// The file name of the proxy configuration inside its ConfigMap and mount.
 pub const CONFIG_FILE_NAME: &str = "proxy.json";

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::report::Report;
-use crate::validate::{base_url_ok, upstream_endpoint};
+use crate::url::{base_url_ok, upstream_endpoint};
 use crate::{Duration, ProxyConfig};
 
 /// Traces of requests and upstream attempts (GenAI semantic conventions), exported over OTLP.
