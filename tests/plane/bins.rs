@@ -24,17 +24,25 @@ pub enum Missing {
 
 /// The folder holding [`TOOLS`] (and kwok's `kwok-stages/`).
 pub fn locate() -> Result<PathBuf, Missing> {
-    if let Some(dir) = std::env::var_os("E2E_PLANE_BIN") {
+    locate_built("E2E_PLANE_BIN", "build-plane.sh", &TOOLS)
+}
+
+/// A folder of Go-built `tools`: `$var` when set (then every tool must be there, or the tests
+/// fail), else what `e2e/<script> --cached` prints (or a skip with its reason).
+pub fn locate_built(var: &str, script: &str, tools: &[&str]) -> Result<PathBuf, Missing> {
+    if let Some(dir) = std::env::var_os(var) {
         let dir = PathBuf::from(dir);
-        return match missing_tools(&dir) {
+        return match tools.iter().find(|tool| !dir.join(tool).is_file()) {
             None => Ok(dir),
             Some(tool) => Err(Missing::Fail(format!(
-                "E2E_PLANE_BIN={}: no executable {tool} there",
+                "{var}={}: no executable {tool} there",
                 dir.display()
             ))),
         };
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-plane.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e")
+        .join(script);
     let out = Command::new("bash")
         .arg(&script)
         .arg("--cached")
@@ -44,13 +52,6 @@ pub fn locate() -> Result<PathBuf, Missing> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     match (out.status.success(), stdout.trim()) {
         (true, dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        _ => Err(Missing::Skip(format!(
-            "{}, or set E2E_PLANE_BIN",
-            stderr.trim()
-        ))),
+        _ => Err(Missing::Skip(format!("{}, or set {var}", stderr.trim()))),
     }
-}
-
-fn missing_tools(dir: &Path) -> Option<&'static str> {
-    TOOLS.into_iter().find(|tool| !dir.join(tool).is_file())
 }

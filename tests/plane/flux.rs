@@ -143,29 +143,5 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 
 /// The folder holding the controllers and `crds/`.
 fn locate() -> Result<PathBuf, Missing> {
-    if let Some(dir) = std::env::var_os("E2E_FLUX_BIN") {
-        let dir = PathBuf::from(dir);
-        return match CONTROLLERS.iter().find(|c| !dir.join(c).is_file()) {
-            None => Ok(dir),
-            Some(c) => Err(Missing::Fail(format!(
-                "E2E_FLUX_BIN={}: no executable {c} there",
-                dir.display()
-            ))),
-        };
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/build-flux.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("--cached")
-        .output()
-        .map_err(|e| Missing::Skip(format!("cannot run bash {}: {e}", script.display())))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    match (out.status.success(), stdout.trim()) {
-        (true, dir) if !dir.is_empty() => Ok(PathBuf::from(dir)),
-        _ => Err(Missing::Skip(format!(
-            "{}, or set E2E_FLUX_BIN",
-            stderr.trim()
-        ))),
-    }
+    super::bins::locate_built("E2E_FLUX_BIN", "build-flux.sh", &CONTROLLERS)
 }
